@@ -1,0 +1,37 @@
+# ftp-proxy — top-level targets. POSIX make subset: works with GNU make and
+# BSD make. Every target delegates to a script or to regress/Makefile.
+
+PREFIX =	/usr/local
+DESTDIR =
+CARGO =		cargo
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Shows the daemon doing its job: three network namespaces, real FTP
+# server and clients, a transfer in each mode through kernel NAT, the
+# pinholes it installed, then everything torn down. Needs root.
+demo: build
+	python3 regress/linux/demo.py
+
+# Every test: unit tests, lint, man page, OpenBSD type-check, and the
+# end-to-end suite in network namespaces. Needs root; installs what it lacks.
+regress:
+	cd regress && $(MAKE) regress
+
+# Benchmarks against the alternatives, one run, ratios printed.
+bench: build
+	python3 bench/bench.py
+
+install: build
+	sh dist/install.sh install "$(DESTDIR)" "$(PREFIX)"
+
+uninstall:
+	sh dist/install.sh uninstall "$(DESTDIR)" "$(PREFIX)"
+
+clean:
+	$(CARGO) clean
+
+.PHONY: all build demo regress bench install uninstall clean

@@ -1,0 +1,83 @@
+//! The FTP control protocol, sans-I/O: bytes in, actions out.
+//!
+//! Nothing here touches a socket, a clock or the packet filter. The session
+//! driver feeds the bytes each side sends into an [`Engine`] and carries out
+//! the [`Action`]s it returns, in order. Every rewritten line, refusal and
+//! pinhole is therefore a unit test with literal byte strings.
+//!
+//! - [`line`]: framing (LF-terminated, 500 bytes with the LF, no NUL)
+//! - [`command`]: client lines (USER under `-A`, PORT, EPRT, PASV, EPSV)
+//! - [`reply`]: server replies (codes, multi-line, 227 and 229)
+//! - [`rewrite`]: the byte-exact lines sent in their place, and the 421s
+//! - `engine`: the per-session state machine tying them together
+
+pub mod command;
+mod engine;
+pub mod line;
+pub mod reply;
+pub mod rewrite;
+
+pub use engine::{Engine, EngineConfig};
+
+use crate::log::Level;
+use crate::pinhole::Pinhole;
+
+/// Source of proxy ports (`pport`) for new pinholes. The daemon's
+/// implementation ([`crate::ports::PortAllocator`]) hands out random ports
+/// in 49152..=65534 that no live pinhole uses; tests use fixed sequences.
+pub trait ProxyPorts {
+    fn pick(&mut self) -> u16;
+}
+
+/// Why the proxy itself ends a session. Each has a log line (written by
+/// whoever detects it) and a `421` line for the client, sent before the
+/// close instead of the original's silence ([`rewrite::refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `-m` reached.
+    SessionLimit,
+    /// A client line over 500 bytes or with a NUL byte.
+    ClientLine,
+    /// A server line over 500 bytes or with a NUL byte, or a multi-line
+    /// 227/229 reply longer than the engine buffers.
+    ServerLine,
+    /// A data port below 1024 (or unparsable) in PORT/EPRT/227/229.
+    BadPort,
+    /// PASV or PORT in `-6` mode.
+    Ipv6PasvPort,
+    /// The packet filter refused the pinhole.
+    Pinhole,
+    /// The server could not be reached (refused, unreachable, …).
+    ServerUnreachable,
+    /// The server sent nothing within 30 seconds.
+    ServerTimeout,
+    /// The client sent nothing for `-t` seconds.
+    ClientTimeout,
+    /// The server was idle for `-t` seconds.
+    ServerIdle,
+    /// The connection was not redirected: its destination is the proxy.
+    NotRedirected,
+    /// The daemon is exiting (SIGTERM, SIGINT, SIGHUP).
+    Shutdown,
+}
+
+/// One thing for the session driver to do. Actions are carried out in the
+/// order given; after [`Action::End`] nothing follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these bytes to the server.
+    ToServer(Vec<u8>),
+    /// Send these bytes to the client.
+    ToClient(Vec<u8>),
+    /// Install this pinhole (replacing the session's previous one) before
+    /// carrying out any later action. If the filter fails, the driver logs
+    /// it, sends the [`Refusal::Pinhole`] 421, drops the remaining actions
+    /// and ends the session.
+    Open(Pinhole),
+    /// A log message, without the `#<id> ` prefix the driver adds. Only
+    /// produced when [`EngineConfig::log_level`] lets it through.
+    Log(Level, String),
+    /// End the session. Any 421 line for the client has already been given
+    /// as a [`Action::ToClient`] before it.
+    End,
+}

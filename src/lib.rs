@@ -1,0 +1,22 @@
+//! ftp-proxy: an FTP proxy for firewalls.
+//!
+//! The daemon takes redirected FTP control connections, connects to the real
+//! server for the client, and for every PORT/EPRT/PASV/EPSV negotiation
+//! rewrites the line and opens one packet-filter pinhole, so that the data
+//! connection flows through the kernel and never through the daemon.
+//!
+//! The layout follows the architecture:
+//! - [`ftp`]: the control protocol, sans-I/O (framing, parsing, rewriting)
+//! - [`session`], [`serve`]: sockets, timers and signals around it
+//! - [`pinhole`]: what a data connection needs, as plain data
+//! - [`filter`]: the seam to the kernel (pf on OpenBSD, nftables on Linux)
+//! - [`sandbox`], [`sys`], [`log`]: the platform
+
+pub mod filter;
+pub mod ftp;
+pub mod log;
+pub mod options;
+pub mod pinhole;
+pub mod ports;
+pub mod sandbox;
+pub mod sys;
