@@ -44,7 +44,11 @@ pub fn open_syslog() {
     // SAFETY: the ident is a 'static NUL-terminated string, as openlog(3)
     // keeps the pointer (OpenBSD's openlog_r stores it, glibc too).
     unsafe {
-        libc::openlog(c"ftp-proxy".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_DAEMON);
+        libc::openlog(
+            c"ftp-proxy".as_ptr(),
+            libc::LOG_PID | libc::LOG_NDELAY,
+            libc::LOG_DAEMON,
+        );
     }
     TO_SYSLOG.store(true, Ordering::Relaxed);
 }

@@ -130,7 +130,10 @@ impl Pinhole {
 
     /// The rules in pf.conf syntax, as `pfctl -a 'ftp-proxy/*' -sr` prints them.
     pub fn pf_rules<'a>(&'a self, opts: &'a RuleOptions) -> PfRules<'a> {
-        PfRules { pinhole: self, opts }
+        PfRules {
+            pinhole: self,
+            opts,
+        }
     }
 }
 
@@ -202,8 +205,16 @@ impl fmt::Display for PfRules<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = self.pinhole;
         let (in_rd, route_rd, out_rd) = match p.mode {
-            Mode::Passive => (self.opts.client_rdomain, self.opts.proxy_rdomain, self.opts.proxy_rdomain),
-            Mode::Active => (self.opts.proxy_rdomain, self.opts.client_rdomain, self.opts.client_rdomain),
+            Mode::Passive => (
+                self.opts.client_rdomain,
+                self.opts.proxy_rdomain,
+                self.opts.proxy_rdomain,
+            ),
+            Mode::Active => (
+                self.opts.proxy_rdomain,
+                self.opts.client_rdomain,
+                self.opts.client_rdomain,
+            ),
         };
         let r = &p.rdr;
         self.head(f, "in", in_rd)?;
@@ -275,7 +286,14 @@ mod tests {
             server: "2001:db8:2::10".parse().unwrap(),
             proxy: "2001:db8:2::1".parse().unwrap(),
         };
-        let text = Pinhole::passive(&a, 1024, 49152).pf_rules(&RuleOptions { log: 1, ..Default::default() }).to_string();
-        assert!(text.starts_with("pass in log quick inet6 proto tcp from 2001:db8:1::2 to 2001:db8:2::10 port = 49152 "));
+        let text = Pinhole::passive(&a, 1024, 49152)
+            .pf_rules(&RuleOptions {
+                log: 1,
+                ..Default::default()
+            })
+            .to_string();
+        assert!(text.starts_with(
+            "pass in log quick inet6 proto tcp from 2001:db8:1::2 to 2001:db8:2::10 port = 49152 "
+        ));
     }
 }

@@ -31,13 +31,23 @@ impl Engine {
     }
 
     /// Bytes the client sent. Appends what to do to `out`.
-    pub fn client_input(&mut self, bytes: &[u8], ports: &mut dyn ProxyPorts, out: &mut Vec<Action>) {
+    pub fn client_input(
+        &mut self,
+        bytes: &[u8],
+        ports: &mut dyn ProxyPorts,
+        out: &mut Vec<Action>,
+    ) {
         let _ = (bytes, ports, &self.config, &self.addrs);
         out.push(Action::ToServer(bytes.to_vec()));
     }
 
     /// Bytes the server sent. Appends what to do to `out`.
-    pub fn server_input(&mut self, bytes: &[u8], ports: &mut dyn ProxyPorts, out: &mut Vec<Action>) {
+    pub fn server_input(
+        &mut self,
+        bytes: &[u8],
+        ports: &mut dyn ProxyPorts,
+        out: &mut Vec<Action>,
+    ) {
         let _ = ports;
         out.push(Action::ToClient(bytes.to_vec()));
     }

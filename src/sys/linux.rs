@@ -45,14 +45,19 @@ pub fn original_destination<F: AsFd>(fd: &F, ipv6: bool) -> io::Result<SocketAdd
         })
     } else {
         getsockopt(fd, sockopt::OriginalDst).map(|sin| {
-            SocketAddr::V4(SocketAddrV4::new(u32::from_be(sin.sin_addr.s_addr).into(), u16::from_be(sin.sin_port)))
+            SocketAddr::V4(SocketAddrV4::new(
+                u32::from_be(sin.sin_addr.s_addr).into(),
+                u16::from_be(sin.sin_port),
+            ))
         })
     };
     match original {
         Ok(addr) => Ok(addr),
         // No conntrack entry (conntrack not loaded, or not tracked): the
         // socket's own address is the destination, as with TPROXY.
-        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOPROTOOPT) => super::local_addr(fd),
+        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOPROTOOPT) => {
+            super::local_addr(fd)
+        }
         Err(e) => Err(e.into()),
     }
 }

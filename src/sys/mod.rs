@@ -41,7 +41,11 @@ pub fn resolve(host: Option<&str>, service: &str, how: Lookup) -> Result<SocketA
     let service_c = CString::new(service).map_err(|_| "invalid service name".to_string())?;
     // SAFETY: addrinfo is plain old data; all-zero is a valid "no hints".
     let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
-    hints.ai_family = if how.ipv6 { libc::AF_INET6 } else { libc::AF_INET };
+    hints.ai_family = if how.ipv6 {
+        libc::AF_INET6
+    } else {
+        libc::AF_INET
+    };
     hints.ai_socktype = libc::SOCK_STREAM;
     hints.ai_protocol = libc::IPPROTO_TCP;
     if how.numeric_host {
@@ -135,8 +139,14 @@ pub(crate) fn storage_to_std(ss: &nix::sys::socket::SockaddrStorage) -> Option<S
     if let Some(v4) = ss.as_sockaddr_in() {
         return Some(SocketAddr::V4(SocketAddrV4::new(v4.ip(), v4.port())));
     }
-    ss.as_sockaddr_in6()
-        .map(|v6| SocketAddr::V6(SocketAddrV6::new(v6.ip(), v6.port(), v6.flowinfo(), v6.scope_id())))
+    ss.as_sockaddr_in6().map(|v6| {
+        SocketAddr::V6(SocketAddrV6::new(
+            v6.ip(),
+            v6.port(),
+            v6.flowinfo(),
+            v6.scope_id(),
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -145,18 +155,54 @@ mod tests {
 
     #[test]
     fn resolves_numeric_addresses_and_services() {
-        let a = resolve(Some("127.0.0.1"), "8021", Lookup { ipv6: false, numeric_host: true, passive: true }).unwrap();
+        let a = resolve(
+            Some("127.0.0.1"),
+            "8021",
+            Lookup {
+                ipv6: false,
+                numeric_host: true,
+                passive: true,
+            },
+        )
+        .unwrap();
         assert_eq!(a, "127.0.0.1:8021".parse().unwrap());
-        let b = resolve(Some("::1"), "21", Lookup { ipv6: true, numeric_host: true, passive: true }).unwrap();
+        let b = resolve(
+            Some("::1"),
+            "21",
+            Lookup {
+                ipv6: true,
+                numeric_host: true,
+                passive: true,
+            },
+        )
+        .unwrap();
         assert_eq!(b, "[::1]:21".parse().unwrap());
     }
 
     #[test]
     fn numeric_lookup_refuses_names_with_gai_text() {
-        let err = resolve(Some("localhost"), "21", Lookup { ipv6: false, numeric_host: true, passive: false }).unwrap_err();
+        let err = resolve(
+            Some("localhost"),
+            "21",
+            Lookup {
+                ipv6: false,
+                numeric_host: true,
+                passive: false,
+            },
+        )
+        .unwrap_err();
         assert!(!err.is_empty());
         // The wrong family for the mode fails too (-6 with an IPv4 address).
-        assert!(resolve(Some("127.0.0.1"), "21", Lookup { ipv6: true, numeric_host: true, passive: false }).is_err());
+        assert!(resolve(
+            Some("127.0.0.1"),
+            "21",
+            Lookup {
+                ipv6: true,
+                numeric_host: true,
+                passive: false
+            }
+        )
+        .is_err());
     }
 
     #[test]

@@ -1,0 +1,1 @@
+//! OpenBSD: pinholes as pf anchors through /dev/pf ioctls. (Pending.)
