@@ -147,18 +147,16 @@ fn getopts_spec() -> getopts::Options {
 /// unknown long option instead; [`unshield`] takes it out again where such a
 /// word turns out to be an option's value (`-T --x`).
 fn shield_long(arg: &str) -> String {
-    if arg.len() > 2 && arg.starts_with("--") {
-        format!("--\0{}", &arg[2..])
-    } else {
-        arg.to_owned()
+    match arg.strip_prefix("--") {
+        Some(word) if !word.is_empty() => format!("--\0{word}"),
+        _ => arg.to_owned(),
     }
 }
 
 fn unshield(value: String) -> String {
-    if value.starts_with("--\0") {
-        format!("--{}", &value[3..])
-    } else {
-        value
+    match value.strip_prefix("--\0") {
+        Some(word) => format!("--{word}"),
+        None => value,
     }
 }
 
