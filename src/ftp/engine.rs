@@ -267,8 +267,8 @@ impl Engine {
     fn server_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut Vec<Action>) {
         self.log(out, Level::Debug, || format!("server: {}", shown(line)));
         let place = self.replies.place(line);
-        if self.held.is_some() {
-            return self.hold_line(line, place, ports, out);
+        if let Some(held) = self.held.take() {
+            return self.hold_line(held, line, place, ports, out);
         }
         match place {
             ReplyLine::Single(code) if reply::is_final(code) => match self.awaited_passive(code) {
@@ -313,14 +313,12 @@ impl Engine {
     /// the last line releases the whole reply as one rewritten line.
     fn hold_line(
         &mut self,
+        mut held: HeldReply,
         line: &[u8],
         place: ReplyLine,
         ports: &mut dyn ProxyPorts,
         out: &mut Vec<Action>,
     ) {
-        let Some(mut held) = self.held.take() else {
-            return;
-        };
         held.text.extend_from_slice(line);
         held.lines += 1;
         if held.lines > MAX_HELD_LINES || held.text.len() > MAX_HELD_BYTES {
