@@ -72,7 +72,8 @@ impl Netns {
     pub fn output(&self, program: &str, args: &[&str]) -> Output {
         let net = format!("--net={}", self.path().display());
         let mut cmd = Command::new("timeout");
-        cmd.args([COMMAND_TIMEOUT, "nsenter", &net, program]).args(args);
+        cmd.args([COMMAND_TIMEOUT, "nsenter", &net, program])
+            .args(args);
         cmd.output().expect("spawn command")
     }
 
