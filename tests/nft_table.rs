@@ -399,7 +399,9 @@ fn second_instance_on_the_same_table_fails_clearly() {
         listed(&ns, "ip", 8021),
         expected(false, "0x00667470", false, None)
     );
-    first.open(1, &Pinhole::passive(&v4(), 2121, 55000)).unwrap();
+    first
+        .open(1, &Pinhole::passive(&v4(), 2121, 55000))
+        .unwrap();
     assert!(set_json(&ns, "ip", "once").contains("55000"));
     // Another port, or the other family, is another table.
     let other_port = ns.run(|| {
