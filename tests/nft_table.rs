@@ -504,3 +504,85 @@ fn hold_table_until_killed() {
     nft.open(1, &Pinhole::passive(&v4(), 2121, 55000)).unwrap();
     std::thread::sleep(Duration::from_secs(30));
 }
+
+#[test]
+#[ignore = "needs root and a private network namespace: run by make regress"]
+fn without_cap_net_admin_the_error_says_so() {
+    let ns = Netns::new("cap");
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new("timeout")
+        .args(["10", "nsenter"])
+        .arg(format!("--net={}", ns.path().display()))
+        .args([
+            "setpriv",
+            "--bounding-set=-net_admin",
+            "--inh-caps=-net_admin",
+            "--",
+        ])
+        .arg(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "report_start_up_error",
+            "--nocapture",
+        ])
+        .env("FTP_PROXY_NFT_REPORT", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(
+            "start-up error: cannot create nftables table ip ftp-proxy-8021: permission denied \
+             (ftp-proxy needs root or CAP_NET_ADMIN in this network namespace)"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(ns.ruleset(), "");
+}
+
+/// Helper for `without_cap_net_admin_the_error_says_so`: does nothing
+/// unless run by it.
+#[test]
+#[ignore = "needs root and a private network namespace: run by make regress"]
+fn report_start_up_error() {
+    if std::env::var_os("FTP_PROXY_NFT_REPORT").is_none() {
+        return;
+    }
+    match Nftables::new(config(false)) {
+        Ok(_) => println!("start-up succeeded"),
+        Err(e) => println!("start-up error: {e}"),
+    }
+}
+
+/// Measures one open() (replacing the session's previous pinhole) and one
+/// close(), each a single netlink batch with its acks.
+#[test]
+#[ignore = "needs root and a private network namespace: run by make regress"]
+fn latency_of_open_and_close() {
+    const ROUNDS: u16 = 2000;
+    let ns = Netns::new("lat");
+    let mut nft = ns.run(|| Nftables::new(config(false))).unwrap();
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        nft.open(1, &Pinhole::passive(&v4(), 2121, 50000 + i))
+            .unwrap();
+    }
+    let open = started.elapsed() / u32::from(ROUNDS);
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        nft.open(u32::from(i) + 2, &Pinhole::passive(&v4(), 2121, 10000 + i))
+            .unwrap();
+    }
+    let first_open = started.elapsed() / u32::from(ROUNDS);
+    let started = Instant::now();
+    for i in 0..ROUNDS {
+        nft.close(u32::from(i) + 2).unwrap();
+    }
+    let close = started.elapsed() / u32::from(ROUNDS);
+    println!("open (replacing): {open:?}, open (first): {first_open:?}, close: {close:?}");
+    nft.close(1).unwrap();
+    assert_empty(&ns, "ip");
+    for t in [open, first_open, close] {
+        assert!(t < Duration::from_millis(1), "{t:?} per change");
+    }
+}
