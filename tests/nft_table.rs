@@ -586,3 +586,26 @@ fn latency_of_open_and_close() {
         assert!(t < Duration::from_millis(1), "{t:?} per change");
     }
 }
+
+/// A refused batch changes nothing: the session keeps its previous pinhole,
+/// in the kernel and in the bookkeeping.
+#[test]
+#[ignore = "needs root and a private network namespace: run by make regress"]
+fn a_refused_replacement_leaves_the_previous_pinhole_in_place() {
+    let ns = Netns::new("atom");
+    let mut nft = ns.run(|| Nftables::new(config(false))).unwrap();
+    let taken = Pinhole::passive(&v4(), 2121, 55000);
+    nft.open(1, &taken).unwrap();
+    nft.open(2, &Pinhole::passive(&v4(), 2122, 55001)).unwrap();
+    // Session 2 asks for a key session 1 holds: the kernel refuses (EEXIST).
+    let err = nft.open(2, &taken).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+    let once = set_json(&ns, "ip", "once");
+    assert!(once.contains("55000") && once.contains("55001"), "{once}");
+    // Both sessions still close what they really have.
+    nft.close(2).unwrap();
+    assert!(!set_json(&ns, "ip", "once").contains("55001"));
+    assert!(set_json(&ns, "ip", "rdr_to").contains("2121]"));
+    nft.close(1).unwrap();
+    assert_empty(&ns, "ip");
+}

@@ -56,18 +56,6 @@ impl Netns {
         })
     }
 
-    /// Spawns a thread that enters this namespace, then runs `f`.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> std::thread::JoinHandle<T> {
-        let file = File::open(self.path()).expect("open namespace");
-        std::thread::spawn(move || {
-            enter(&file);
-            f()
-        })
-    }
-
     /// Runs a command in the namespace, bounded in time.
     pub fn output(&self, program: &str, args: &[&str]) -> Output {
         let net = format!("--net={}", self.path().display());
