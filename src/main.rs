@@ -33,7 +33,10 @@ fn fatal(msg: impl std::fmt::Display) -> ! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: a non-UTF-8 argument then fails its own check (an address
+    // that does not resolve, a number that does not parse) instead of
+    // aborting the program.
+    let args: Vec<String> = std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect();
     let opts = match options::parse(&args) {
         Ok(o) => o,
         Err(OptionsError::Help) => {
