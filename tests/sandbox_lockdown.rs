@@ -66,6 +66,14 @@ fn child(scenario: &str) -> ! {
     // libtest has printed "test sandbox_child_entry ... " without a
     // newline; end that line so every report line stands alone.
     say("");
+    // As root, a network namespace of its own: the nftables table made
+    // below must not touch the host's ruleset.
+    let netlink = (scenario == "full").then(|| {
+        // SAFETY: unshare takes a flag; the child is about to be alone.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        loopback_up();
+        nfnetlink_socket()
+    });
     // Everything the daemon makes before the drop: the listener, a pipe
     // (signal-hook's), the epoll instance (mio's Poll).
     let listener = TcpListener::bind("127.0.0.1:0").expect("listener");
@@ -107,21 +115,37 @@ fn child(scenario: &str) -> ! {
         // What must fail.
         let rc = libc::open(c"/etc/passwd".as_ptr(), libc::O_RDONLY);
         probe("open", rc.into());
-        let rc = libc::openat(libc::AT_FDCWD, c"/".as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
+        let rc = libc::openat(
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        );
         probe("openat", rc.into());
         let argv = [c"/bin/true".as_ptr(), std::ptr::null()];
         let envp = [std::ptr::null()];
         let rc = libc::execve(c"/bin/true".as_ptr(), argv.as_ptr(), envp.as_ptr());
         probe("execve", rc.into());
         probe("fork", libc::fork().into());
-        probe("unix_socket", libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0).into());
-        probe("unix_dgram", libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0).into());
+        probe(
+            "unix_socket",
+            libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0).into(),
+        );
+        probe(
+            "unix_dgram",
+            libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0).into(),
+        );
         probe(
             "netlink_socket",
             libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_NETFILTER).into(),
         );
-        probe("udp_socket", libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0).into());
-        probe("raw_socket", libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP).into());
+        probe(
+            "udp_socket",
+            libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0).into(),
+        );
+        probe(
+            "raw_socket",
+            libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_TCP).into(),
+        );
         let mut sp = [0; 2];
         probe(
             "socketpair",
@@ -131,15 +155,30 @@ fn child(scenario: &str) -> ! {
         probe("listen_new_socket", libc::listen(s, 1).into());
         libc::close(s);
         let prot = libc::PROT_READ | libc::PROT_EXEC;
-        let p = libc::mmap(std::ptr::null_mut(), 4096, prot, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
         probe("mmap_exec", if p == libc::MAP_FAILED { -1 } else { 0 });
         probe("setuid_root", libc::setuid(0).into());
         probe("kill_init", libc::kill(1, 0).into());
 
         // What the serving loop needs.
-        let tcp = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
+        let tcp = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
         probe("tcp_socket", tcp.into());
-        let tcp6 = libc::socket(libc::AF_INET6, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, libc::IPPROTO_TCP);
+        let tcp6 = libc::socket(
+            libc::AF_INET6,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_TCP,
+        );
         probe("tcp6_socket", tcp6.into());
         libc::close(tcp6);
         let one: libc::c_int = 1;
@@ -170,17 +209,31 @@ fn child(scenario: &str) -> ! {
         local.sin_family = libc::AF_INET as libc::sa_family_t;
         local.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be();
         let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        probe("bind", libc::bind(tcp, (&local as *const libc::sockaddr_in).cast(), len).into());
+        probe(
+            "bind",
+            libc::bind(tcp, (&local as *const libc::sockaddr_in).cast(), len).into(),
+        );
         let mut to = local;
-        let SocketAddr::V4(v4) = addr else { unreachable!() };
+        let SocketAddr::V4(v4) = addr else {
+            unreachable!()
+        };
         to.sin_port = v4.port().to_be();
         let rc = libc::connect(tcp, (&to as *const libc::sockaddr_in).cast(), len);
-        let rc = if rc < 0 && errno() == libc::EINPROGRESS { 0 } else { rc };
+        let rc = if rc < 0 && errno() == libc::EINPROGRESS {
+            0
+        } else {
+            rc
+        };
         probe("connect", rc.into());
         let lfd = listener.as_raw_fd();
         let mut conn = -1;
         for _ in 0..1000 {
-            conn = libc::accept4(lfd, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC);
+            conn = libc::accept4(
+                lfd,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_CLOEXEC,
+            );
             if conn >= 0 || errno() != libc::EAGAIN {
                 break;
             }
@@ -190,22 +243,60 @@ fn child(scenario: &str) -> ! {
         let mut elen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         probe(
             "getsockopt_so_error",
-            libc::getsockopt(tcp, libc::SOL_SOCKET, libc::SO_ERROR, (&mut err as *mut libc::c_int).cast(), &mut elen)
-                .into(),
+            libc::getsockopt(
+                tcp,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut elen,
+            )
+            .into(),
         );
         let mut ss: libc::sockaddr_storage = std::mem::zeroed();
         let mut sl = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        probe("getsockname", libc::getsockname(conn, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut sl).into());
+        probe(
+            "getsockname",
+            libc::getsockname(
+                conn,
+                (&mut ss as *mut libc::sockaddr_storage).cast(),
+                &mut sl,
+            )
+            .into(),
+        );
         let mut sl = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        probe("getpeername", libc::getpeername(conn, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut sl).into());
+        probe(
+            "getpeername",
+            libc::getpeername(
+                conn,
+                (&mut ss as *mut libc::sockaddr_storage).cast(),
+                &mut sl,
+            )
+            .into(),
+        );
         let mut sl = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SO_ORIGINAL_DST: ENOENT without conntrack, but not EPERM.
-        let rc = libc::getsockopt(conn, libc::SOL_IP, libc::SO_ORIGINAL_DST, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut sl);
-        let rc = if rc < 0 && errno() != libc::EPERM { 0 } else { rc };
+        let rc = libc::getsockopt(
+            conn,
+            libc::SOL_IP,
+            libc::SO_ORIGINAL_DST,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut sl,
+        );
+        let rc = if rc < 0 && errno() != libc::EPERM {
+            0
+        } else {
+            rc
+        };
         probe("getsockopt_original_dst", rc.into());
         let mut on: libc::c_int = 1;
-        probe("ioctl_fionbio", libc::ioctl(conn, libc::FIONBIO, &mut on).into());
-        probe("ioctl_tiocgwinsz", libc::ioctl(conn, libc::TIOCGWINSZ, &mut ss).into());
+        probe(
+            "ioctl_fionbio",
+            libc::ioctl(conn, libc::FIONBIO, &mut on).into(),
+        );
+        probe(
+            "ioctl_tiocgwinsz",
+            libc::ioctl(conn, libc::TIOCGWINSZ, &mut ss).into(),
+        );
         let fl = libc::fcntl(conn, libc::F_GETFL);
         probe("fcntl_getfl", fl.into());
         probe("fcntl_dupfd", libc::fcntl(conn, libc::F_DUPFD, 100).into());
@@ -222,20 +313,57 @@ fn child(scenario: &str) -> ! {
         probe("read_tcp", if n as usize == msg.len() { 0 } else { -1 });
         probe("shutdown", libc::shutdown(conn, libc::SHUT_WR).into());
         probe("close", libc::close(conn).into());
-        probe("getrandom", libc::getrandom(buf.as_mut_ptr().cast(), 16, 0) as libc::c_long);
+        probe(
+            "getrandom",
+            libc::getrandom(buf.as_mut_ptr().cast(), 16, 0) as libc::c_long,
+        );
         let mut ts: libc::timespec = std::mem::zeroed();
-        probe("clock_gettime", libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts));
-        probe("write_pipe", libc::write(fds[1], b"x".as_ptr().cast(), 1) as libc::c_long);
-        let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: 7 };
-        probe("epoll_ctl", libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fds[0], &mut ev).into());
+        probe(
+            "clock_gettime",
+            libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts),
+        );
+        probe(
+            "write_pipe",
+            libc::write(fds[1], b"x".as_ptr().cast(), 1) as libc::c_long,
+        );
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: 7,
+        };
+        probe(
+            "epoll_ctl",
+            libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fds[0], &mut ev).into(),
+        );
         let mut out = [libc::epoll_event { events: 0, u64: 0 }; 4];
         let got = libc::epoll_wait(ep, out.as_mut_ptr(), 4, 1000);
-        probe("epoll_wait", if got == 1 && { out[0].u64 } == 7 { 0 } else { -1 });
-        probe("read_pipe", libc::read(fds[0], buf.as_mut_ptr().cast(), 1) as libc::c_long);
+        probe(
+            "epoll_wait",
+            if got == 1 && { out[0].u64 } == 7 {
+                0
+            } else {
+                -1
+            },
+        );
+        probe(
+            "read_pipe",
+            libc::read(fds[0], buf.as_mut_ptr().cast(), 1) as libc::c_long,
+        );
         let v: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
         probe("malloc_large", if v.len() == 1_000_000 { 0 } else { -1 });
         drop(v);
         probe("getpid", libc::getpid().into());
+    }
+    // The nftables backend's socket, opened as root, still changes the
+    // ruleset after the drop: CAP_NET_ADMIN is kept and send/recv pass.
+    if let Some(fd) = netlink {
+        probe(
+            "netlink_new_table",
+            nft_table(fd, libc::NFT_MSG_NEWTABLE as u16),
+        );
+        probe(
+            "netlink_del_table",
+            nft_table(fd, libc::NFT_MSG_DELTABLE as u16),
+        );
     }
 
     say("ready");
@@ -246,6 +374,127 @@ fn child(scenario: &str) -> ! {
     unsafe { libc::read(0, b.as_mut_ptr().cast(), 1) };
     // SAFETY: _exit ends the process without running destructors.
     unsafe { libc::_exit(0) }
+}
+
+/// `ip link set lo up`, with the old interface ioctls.
+fn loopback_up() {
+    // SAFETY: an all-zero ifreq is valid; the name fits; the descriptor is
+    // closed at the end.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        assert!(s >= 0);
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, c) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+            *d = *c as libc::c_char;
+        }
+        assert_eq!(libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr), 0);
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        assert_eq!(libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr), 0);
+        libc::close(s);
+    }
+}
+
+/// A NETLINK_NETFILTER socket, as the nftables backend opens it.
+fn nfnetlink_socket() -> libc::c_int {
+    // SAFETY: plain socket creation.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_NETFILTER,
+        )
+    };
+    assert!(fd >= 0, "netlink socket");
+    fd
+}
+
+fn nlmsg(
+    out: &mut Vec<u8>,
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    res_id: u16,
+    attrs: &[u8],
+) {
+    let len = 16 + 4 + attrs.len();
+    out.extend_from_slice(&(len as u32).to_ne_bytes());
+    out.extend_from_slice(&kind.to_ne_bytes());
+    out.extend_from_slice(&flags.to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    out.extend_from_slice(&[family, 0]);
+    out.extend_from_slice(&res_id.to_be_bytes());
+    out.extend_from_slice(attrs);
+}
+
+/// One batch with NEWTABLE or DELTABLE of `inet sandbox-test`; returns the
+/// kernel's answer (0, or -1 with errno set to the refusal).
+fn nft_table(fd: libc::c_int, msg: u16) -> libc::c_long {
+    let subsys = libc::NFNL_SUBSYS_NFTABLES as u16;
+    let mut name = b"sandbox-test\0".to_vec();
+    name.resize(16, 0);
+    let mut attr = Vec::new();
+    attr.extend_from_slice(&(4u16 + 13).to_ne_bytes());
+    // NFTA_TABLE_NAME
+    attr.extend_from_slice(&1u16.to_ne_bytes());
+    attr.extend_from_slice(&name);
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+    let mut batch = Vec::new();
+    nlmsg(
+        &mut batch,
+        libc::NFNL_MSG_BATCH_BEGIN as u16,
+        libc::NLM_F_REQUEST as u16,
+        1,
+        0,
+        subsys,
+        &[],
+    );
+    let create = if msg == libc::NFT_MSG_NEWTABLE as u16 {
+        libc::NLM_F_CREATE as u16
+    } else {
+        0
+    };
+    nlmsg(
+        &mut batch,
+        (subsys << 8) | msg,
+        flags | create,
+        2,
+        libc::NFPROTO_INET as u8,
+        0,
+        &attr,
+    );
+    nlmsg(
+        &mut batch,
+        libc::NFNL_MSG_BATCH_END as u16,
+        libc::NLM_F_REQUEST as u16,
+        3,
+        0,
+        subsys,
+        &[],
+    );
+    // SAFETY: send and recv on live buffers of the given lengths.
+    unsafe {
+        if libc::send(fd, batch.as_ptr().cast(), batch.len(), 0) < 0 {
+            return -1;
+        }
+        let mut buf = [0u8; 8192];
+        let n = libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0);
+        if n < 36 {
+            return -1;
+        }
+        // struct nlmsgerr after the header: the error code.
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        let code = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
+        if kind != libc::NLMSG_ERROR as u16 {
+            return -1;
+        }
+        if code != 0 {
+            *libc::__errno_location() = -code;
+            return -1;
+        }
+        0
+    }
 }
 
 // --------------------------------------------------------------- parent --
@@ -261,11 +510,16 @@ struct Report {
 
 fn spawn(scenario: &str, chroot: Option<&Path>) -> Report {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "sandbox_child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_ENV, scenario)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        "sandbox_child_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(CHILD_ENV, scenario)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     if let Some(dir) = chroot {
         cmd.env(CHROOT_ENV, dir);
     }
@@ -312,6 +566,9 @@ fn assert_probes(r: &Report) {
     for line in &r.info {
         eprintln!("sandbox: {line}");
     }
+    for (name, result) in &r.probes {
+        eprintln!("sandbox: probe {name}: {result}");
+    }
     assert!(r.errors.is_empty(), "sandbox set-up failed: {:?}", r.errors);
     assert!(r.ready, "child did not finish its probes: {:?}", r.probes);
     let denied = [
@@ -334,7 +591,11 @@ fn assert_probes(r: &Report) {
         "fcntl_dupfd",
     ];
     for name in denied {
-        assert_eq!(r.probes.get(name).map(String::as_str), Some(EPERM), "{name} must be refused with EPERM");
+        assert_eq!(
+            r.probes.get(name).map(String::as_str),
+            Some(EPERM),
+            "{name} must be refused with EPERM"
+        );
     }
     let allowed = [
         "tcp_socket",
@@ -363,7 +624,11 @@ fn assert_probes(r: &Report) {
         "getpid",
     ];
     for name in allowed {
-        assert_eq!(r.probes.get(name).map(String::as_str), Some("ok"), "{name} must work in the sandbox");
+        assert_eq!(
+            r.probes.get(name).map(String::as_str),
+            Some("ok"),
+            "{name} must work in the sandbox"
+        );
     }
     assert!(
         r.info.iter().any(|l| l.starts_with("landlock: ")),
@@ -377,12 +642,15 @@ fn sandbox_lock_down_refuses_files_exec_and_other_sockets() {
     let r = spawn("lock_down", None);
     assert_probes(&r);
     assert!(
-        r.info.iter().any(|l| l.starts_with("seccomp: allow-list of ")),
+        r.info
+            .iter()
+            .any(|l| l.starts_with("seccomp: allow-list of ")),
         "no seccomp line: {:?}",
         r.info
     );
     let tid = r.tid.expect("child tid");
-    let status = std::fs::read_to_string(format!("/proc/{}/task/{tid}/status", r.child.id())).unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/task/{tid}/status", r.child.id())).unwrap();
     assert_eq!(field(&status, "NoNewPrivs"), "1");
     assert_eq!(field(&status, "Seccomp"), "2");
     r.finish();
@@ -419,11 +687,18 @@ fn sandbox_full_drop_and_lock_down_as_the_proxy_user() {
     let r = spawn("full", Some(&dir));
     assert_probes(&r);
     let tid = r.tid.expect("child tid");
-    let status = std::fs::read_to_string(format!("/proc/{}/task/{tid}/status", r.child.id())).unwrap();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/task/{tid}/status", r.child.id())).unwrap();
     let uid = account.uid.to_string();
     let gid = account.gid.to_string();
-    assert_eq!(field(&status, "Uid").split_whitespace().collect::<Vec<_>>(), [uid.as_str(); 4]);
-    assert_eq!(field(&status, "Gid").split_whitespace().collect::<Vec<_>>(), [gid.as_str(); 4]);
+    assert_eq!(
+        field(&status, "Uid").split_whitespace().collect::<Vec<_>>(),
+        [uid.as_str(); 4]
+    );
+    assert_eq!(
+        field(&status, "Gid").split_whitespace().collect::<Vec<_>>(),
+        [gid.as_str(); 4]
+    );
     assert_eq!(field(&status, "Groups"), gid);
     assert_eq!(field(&status, "NoNewPrivs"), "1");
     assert_eq!(field(&status, "Seccomp"), "2");
@@ -451,7 +726,10 @@ fn sandbox_unknown_user_is_named() {
 #[test]
 fn sandbox_chroot_must_be_a_directory() {
     let file = std::env::temp_dir().join(format!("ftp-proxy-file-{}", std::process::id()));
-    std::fs::File::create(&file).unwrap().write_all(b"x").unwrap();
+    std::fs::File::create(&file)
+        .unwrap()
+        .write_all(b"x")
+        .unwrap();
     let err = sandbox::prepare_chroot_dir(&file).unwrap_err();
     std::fs::remove_file(&file).unwrap();
     assert!(err.ends_with("is not a directory"), "{err}");
@@ -494,7 +772,10 @@ fn sandbox_chroot_checks_as_root() {
     for mode in [0o775, 0o757, 0o1777] {
         std::fs::set_permissions(&missing, std::fs::Permissions::from_mode(mode)).unwrap();
         let err = sandbox::prepare_chroot_dir(&missing).unwrap_err();
-        assert!(err.contains("writable by group or others"), "{mode:o}: {err}");
+        assert!(
+            err.contains("writable by group or others"),
+            "{mode:o}: {err}"
+        );
     }
     std::fs::set_permissions(&missing, std::fs::Permissions::from_mode(0o755)).unwrap();
 
@@ -505,7 +786,10 @@ fn sandbox_chroot_checks_as_root() {
     let account = sandbox::lookup_user().unwrap();
     let err = sandbox::drop_privileges_into(&missing, &account).unwrap_err();
     assert!(
-        err.starts_with(&format!("cannot drop privileges: {} is not empty", missing.display())),
+        err.starts_with(&format!(
+            "cannot drop privileges: {} is not empty",
+            missing.display()
+        )),
         "{err}"
     );
     std::fs::remove_dir_all(&parent).unwrap();

@@ -10,10 +10,7 @@
 use std::path::Path;
 
 use caps::{CapSet, Capability, CapsHashSet};
-use landlock::{
-    Access, AccessFs, LandlockStatus, Ruleset, RulesetAttr, RulesetStatus,
-    Scope, ABI,
-};
+use landlock::{Access, AccessFs, LandlockStatus, Ruleset, RulesetAttr, RulesetStatus, Scope, ABI};
 
 use super::{seccomp, Account};
 
@@ -106,7 +103,8 @@ fn keep_only(cap: Capability) -> Result<(), String> {
     let only: CapsHashSet = [cap].into_iter().collect();
     caps::set(None, CapSet::Inheritable, &none)
         .map_err(|e| format!("clearing inheritable capabilities: {e}"))?;
-    caps::clear(None, CapSet::Ambient).map_err(|e| format!("clearing ambient capabilities: {e}"))?;
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| format!("clearing ambient capabilities: {e}"))?;
     caps::set(None, CapSet::Permitted, &only)
         .map_err(|e| format!("setting permitted capabilities to {cap}: {e}"))?;
     caps::set(None, CapSet::Effective, &only)
@@ -123,9 +121,12 @@ fn verify_caps() -> Result<(), String> {
         (CapSet::Inheritable, &CapsHashSet::new()),
         (CapSet::Ambient, &CapsHashSet::new()),
     ] {
-        let have = caps::read(None, set).map_err(|e| format!("reading {set:?} capabilities: {e}"))?;
+        let have =
+            caps::read(None, set).map_err(|e| format!("reading {set:?} capabilities: {e}"))?;
         if &have != want {
-            return Err(format!("{set:?} capabilities are {have:?}, expected {want:?}"));
+            return Err(format!(
+                "{set:?} capabilities are {have:?}, expected {want:?}"
+            ));
         }
     }
     let kept = u32::from(KEPT.index());

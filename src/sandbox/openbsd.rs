@@ -50,7 +50,8 @@ pub(super) fn drop_privileges(dir: &Path, account: &Account) -> Result<(), Strin
 /// depend on that.) No exec promises: exec is not pledged at all.
 pub(super) fn lock_down() -> Result<Vec<String>, String> {
     unveil::unveil("", "").map_err(|e| format!("unveil: {e}"))?;
-    pledge::pledge(PLEDGE_PROMISES, None).map_err(|e| format!("pledge {PLEDGE_PROMISES:?}: {e}"))?;
+    pledge::pledge(PLEDGE_PROMISES, None)
+        .map_err(|e| format!("pledge {PLEDGE_PROMISES:?}: {e}"))?;
     Ok(vec![
         "unveil: file system locked".to_string(),
         format!("pledge: {PLEDGE_PROMISES}"),
