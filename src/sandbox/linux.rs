@@ -162,13 +162,14 @@ pub(super) fn lock_down() -> Result<Vec<String>, String> {
     match seccomp::ARCH_NAME {
         Some(_) => lines.push(seccomp::install()?),
         None => {
-            let warning = format!(
+            // Logged here at WARNING, not returned: the returned lines go
+            // to the log at INFO, below the default threshold.
+            crate::log_at!(
+                crate::log::Level::Warning,
                 "WARNING: no seccomp filter on {}: only x86_64, aarch64 and riscv64 are \
                  supported; running with chroot, user, CAP_NET_ADMIN, no_new_privs and Landlock only",
                 std::env::consts::ARCH
             );
-            crate::log_at!(crate::log::Level::Warning, "{}", warning);
-            lines.push(warning);
         }
     }
     Ok(lines)
