@@ -10,7 +10,6 @@ use crate::pinhole::Pinhole;
 
 #[cfg(target_os = "linux")]
 pub mod nft;
-#[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
 pub mod pf;
 
 /// A session's number: 1 for the first accepted session, never reused.
