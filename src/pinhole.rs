@@ -254,7 +254,7 @@ impl fmt::Display for PfRules<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn v4() -> SessionAddrs {

@@ -29,6 +29,13 @@ pub trait Filter {
 
     /// Removes everything the daemon installed (at exit).
     fn shutdown(&mut self) -> io::Result<()>;
+
+    /// Notes the routing domain session `id`'s client connection arrived in
+    /// (OpenBSD: SO_RTABLE of the accepted socket, None when it has none),
+    /// which the rules of its later pinholes are bound to. Call it once,
+    /// before the session's first `open`. Backends without routing domains
+    /// ignore it.
+    fn set_client_rdomain(&mut self, _id: SessionId, _rdomain: Option<u32>) {}
 }
 
 /// A filter that installs nothing. Used by unit tests of the session driver.

@@ -62,7 +62,18 @@ mod tests {
     #[test]
     fn parses_only_pid_dot_id() {
         assert_eq!(parse_child("12345.7"), Some((12345, 7)));
-        for bad in ["", ".", "1.", ".1", "a.1", "1.a", "1.2.3", "+1.2", "1 .2", "99999999999.1"] {
+        for bad in [
+            "",
+            ".",
+            "1.",
+            ".1",
+            "a.1",
+            "1.a",
+            "1.2.3",
+            "+1.2",
+            "1 .2",
+            "99999999999.1",
+        ] {
             assert_eq!(parse_child(bad), None, "{bad:?}");
         }
     }

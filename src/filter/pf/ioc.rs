@@ -79,8 +79,14 @@ mod tests {
     fn size_dependent_requests_for_rev_1_543() {
         assert_eq!(pf_iowr(nr::DIOCADDRULE, size::PFIOC_RULE), 0xcd50_4404);
         assert_eq!(pf_iowr(nr::DIOCGETSTATUS, size::PF_STATUS), 0xc208_4415);
-        assert_eq!(pf_iowr(nr::DIOCGETRULESETS, size::PFIOC_RULESET), 0xc444_443a);
-        assert_eq!(pf_iowr(nr::DIOCGETRULESET, size::PFIOC_RULESET), 0xc444_443b);
+        assert_eq!(
+            pf_iowr(nr::DIOCGETRULESETS, size::PFIOC_RULESET),
+            0xc444_443a
+        );
+        assert_eq!(
+            pf_iowr(nr::DIOCGETRULESET, size::PFIOC_RULESET),
+            0xc444_443b
+        );
     }
 
     #[test]

@@ -7,5 +7,12 @@
 
 pub mod anchor;
 pub mod ioc;
+pub mod rule;
+
+#[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
+mod dev;
 #[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
 pub mod sys;
+
+#[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
+pub use dev::Pf;

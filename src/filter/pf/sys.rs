@@ -1,4 +1,6 @@
-//! The bindings bindgen generated from the target's `<net/pfvar.h>`.
+//! The bindings bindgen generated from the target's `<net/pfvar.h>` (see
+//! build.rs): the structures the backend fills and the PF_* constants,
+//! exactly as this OpenBSD release defines them.
 #![allow(
     non_camel_case_types,
     non_upper_case_globals,
@@ -8,3 +10,7 @@
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/pfvar.rs"));
+
+/// `struct pfioc_trans_e` is declared inside `struct pfioc_trans`; bindgen
+/// names it after its parent.
+pub type pfioc_trans_e = pfioc_trans_pfioc_trans_e;
