@@ -6,7 +6,7 @@
 
 use std::io;
 
-use crate::pinhole::Pinhole;
+use crate::pinhole::{Pinhole, RuleOptions};
 
 #[cfg(target_os = "linux")]
 pub mod nft;
@@ -36,6 +36,14 @@ pub trait Filter {
     /// before the session's first `open`. Backends without routing domains
     /// ignore it.
     fn set_client_rdomain(&mut self, _id: SessionId, _rdomain: Option<u32>) {}
+
+    /// The decorations (-v, -T, -q, rdomains) this backend gives session
+    /// `id`'s rules, so that `pinhole.pf_rules(&opts)` logs exactly what
+    /// `pfctl -a 'ftp-proxy/*' -sr` will show (the OpenBSD regress compares
+    /// the two). None for backends whose rules are not pf's.
+    fn rule_options(&self, _id: SessionId) -> Option<RuleOptions> {
+        None
+    }
 }
 
 /// A filter that installs nothing. Used by unit tests of the session driver.

@@ -192,8 +192,7 @@ impl Pf {
         // SAFETY: trans points at one valid element that outlives the call;
         // the kernel fills in its ticket.
         unsafe { ioctl::begin(self.fd(), &mut trans) }?;
-        // SAFETY: trans.array points at elem, alive and not moved.
-        let ticket = unsafe { (*trans.array).ticket };
+        let ticket = elem.ticket;
         for spec in rules {
             let mut pr = Box::<sys::pfioc_rule>::default();
             pr.ticket = ticket;
@@ -257,6 +256,10 @@ impl Filter for Pf {
 
     fn set_client_rdomain(&mut self, id: SessionId, rdomain: Option<u32>) {
         self.client_rdomains.insert(id, rdomain.unwrap_or(0));
+    }
+
+    fn rule_options(&self, id: SessionId) -> Option<RuleOptions> {
+        Some(self.session_options(id))
     }
 }
 
