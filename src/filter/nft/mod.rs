@@ -303,4 +303,3 @@ mod tests {
         assert!(e.contains("CONFIG_NETFILTER_NETLINK"), "{e}");
     }
 }
-
