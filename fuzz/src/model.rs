@@ -164,11 +164,21 @@ fn commas(a: Ipv4Addr, port: u16) -> String {
     format!("{a},{b},{c},{d},{},{}", port >> 8, port & 0xff)
 }
 
+/// The original's PORT/227 address field: inet_ntop(3), then every `.`
+/// of the line turned into `,` (spec §4.3). For an IPv6 address (or an
+/// IPv4-mapped one) that gives a line no client can use; it is accepted
+/// here because it opens nothing wrong, and reported as a weakness.
+fn spec_form(template: &str, addr: IpAddr, pport: u16) -> String {
+    template
+        .replace("{}", &format!("{addr},{},{}", pport >> 8, pport & 0xff))
+        .replace('.', ",")
+}
+
 /// The lines that may tell the server about an active-mode pinhole on
-/// `proxy:pport` (spec §4.3): PORT needs an IPv4 address; EPRT carries
-/// either family.
+/// `proxy:pport` (spec §4.3): PORT with the proxy's address, or EPRT in
+/// the proxy's family (`|1|` also for an IPv4-mapped address).
 pub fn active_announcements(proxy: IpAddr, pport: u16) -> Vec<Vec<u8>> {
-    let mut lines = Vec::new();
+    let mut lines = vec![spec_form("PORT {}\r\n", proxy, pport)];
     if let Some(v4) = as_v4(proxy) {
         lines.push(format!("PORT {}\r\n", commas(v4, pport)));
         lines.push(format!("EPRT |1|{v4}|{pport}|\r\n"));
@@ -180,9 +190,10 @@ pub fn active_announcements(proxy: IpAddr, pport: u16) -> Vec<Vec<u8>> {
 }
 
 /// The lines that may tell the client about a passive-mode pinhole on
-/// `orig:pport`: 227 needs an IPv4 address; 229 names only the port.
+/// `orig:pport`: 227 with orig's address, or 229, which names only the
+/// port.
 pub fn passive_announcements(orig: IpAddr, pport: u16) -> Vec<Vec<u8>> {
-    let mut lines = Vec::new();
+    let mut lines = vec![spec_form("227 Entering Passive Mode ({})\r\n", orig, pport)];
     if let Some(v4) = as_v4(orig) {
         lines.push(format!(
             "227 Entering Passive Mode ({})\r\n",
