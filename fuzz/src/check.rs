@@ -32,18 +32,24 @@
 //!    (proxy's address) or 227/229 to the client (orig's address) with the
 //!    pinhole's proxy port. With `-6` it is never PORT or 227, and source
 //!    port 20 is only used for PORT under `-r`.
-//! 7. **No PORT or EPRT reaches the server except that announcement**, so a
-//!    client can never hand the server an address of its choosing.
-//! 8. **With `-A`, only anonymous USER lines reach the server.**
-//! 9. **Well-formed output.** Every line sent to either side ends with LF,
-//!    is at most 500 bytes long and holds no NUL: peers and the daemon's
-//!    own framing rely on it, and a proxy that forwarded an overlong or
-//!    NUL-laden line would pass on what it is there to stop.
-//! 10. **Ending is final and explained.** Nothing follows `End`; the action
+//! 7. **No passive pinhole without a request.** Each pinhole announced
+//!    with a 227 answers a PASV the client sent, each 229 an EPSV: a server
+//!    cannot open holes with unsolicited or repeated replies.
+//! 8. **No PORT or EPRT reaches the server except that announcement**, so a
+//!    client can never hand the server an address of its choosing (an FTP
+//!    bounce). "PORT or EPRT" is what a server may take as one: the keyword
+//!    in any case followed by a space or a tab, since servers that split
+//!    words with isspace(3) read `PORT\t…` as PORT.
+//! 9. **With `-A`, only anonymous USER lines reach the server.**
+//! 10. **Well-formed output.** Every line sent to either side ends with LF,
+//!     is at most 500 bytes long and holds no NUL: peers and the daemon's
+//!     own framing rely on it, and a proxy that forwarded an overlong or
+//!     NUL-laden line would pass on what it is there to stop.
+//! 11. **Ending is final and explained.** Nothing follows `End`; the action
 //!     before it is the 421 line for the client (the driver adds none).
-//! 11. **With `-6`, PASV and PORT end the session** in the batch that
+//! 12. **With `-6`, PASV and PORT end the session** in the batch that
 //!     carries them.
-//! 12. Log actions respect the `-D` threshold.
+//! 13. Log actions respect the `-D` threshold.
 
 use std::collections::HashSet;
 
@@ -111,6 +117,10 @@ pub struct Harness {
     server: Framer,
     client_ports: HashSet<u16>,
     server_ports: HashSet<u16>,
+    /// PASV and EPSV lines the client sent that no 227/229 pinhole has
+    /// answered yet.
+    unanswered_pasv: usize,
+    unanswered_epsv: usize,
     refusals: Vec<&'static [u8]>,
 }
 
@@ -125,6 +135,8 @@ impl Harness {
             server: Framer::default(),
             client_ports: HashSet::new(),
             server_ports: HashSet::new(),
+            unanswered_pasv: 0,
+            unanswered_epsv: 0,
             refusals: REFUSALS.iter().map(|&r| refusal(r)).collect(),
         }
     }
@@ -157,6 +169,13 @@ impl Harness {
         };
         for line in &new_lines {
             seen.extend(model::port_candidates(line));
+            if side == Side::Client && line.len() <= MAX_LINE && !line.contains(&0) {
+                match model::classify_client(line) {
+                    ClientKind::Pasv => self.unanswered_pasv += 1,
+                    ClientKind::Epsv => self.unanswered_epsv += 1,
+                    _ => {}
+                }
+            }
         }
         let picked = self.ports.take();
         self.check_batch(side, &out, &picked);
@@ -312,7 +331,7 @@ impl Harness {
         );
     }
 
-    fn check_announcement(&self, p: &Pinhole, to_server: bool, line: &[u8]) {
+    fn check_announcement(&mut self, p: &Pinhole, to_server: bool, line: &[u8]) {
         let config = &self.setup.config;
         let addrs = &self.setup.addrs;
         let (valid, peer) = match p.mode {
@@ -341,6 +360,19 @@ impl Harness {
             "-6: pinhole for PASV/PORT: {}",
             show(line)
         );
+        if p.mode == Mode::Passive {
+            let unanswered = if line.starts_with(b"227") {
+                &mut self.unanswered_pasv
+            } else {
+                &mut self.unanswered_epsv
+            };
+            assert!(
+                *unanswered > 0,
+                "passive pinhole without a PASV/EPSV to answer: {}",
+                show(line)
+            );
+            *unanswered -= 1;
+        }
         if p.nat.source_ports == (FTP_DATA_PORT..=FTP_DATA_PORT) {
             assert!(
                 config.rfc_mode && line.starts_with(b"PORT"),

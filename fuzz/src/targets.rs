@@ -2,6 +2,9 @@
 //! violated invariant; the binaries in `fuzz_targets/` only call them, so
 //! `cargo test` can replay the corpus on any toolchain.
 
+use ftp_proxy::ftp::command::{self, Command};
+use ftp_proxy::ftp::line::{LineReader, Unclean};
+use ftp_proxy::ftp::reply::{self, ReplyLine, ReplyTracker};
 use ftp_proxy::ftp::Action;
 use ftp_proxy::pinhole::Mode;
 
@@ -35,7 +38,60 @@ fn uninterpreted(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// Line framing, checked against [`LineModel`]: lines the proxy does not
+/// One direction's [`LineReader`], fed the same chunks as the engine.
+#[derive(Default)]
+struct DirectReader {
+    reader: LineReader,
+    lines: Vec<u8>,
+    failed: bool,
+}
+
+impl DirectReader {
+    /// Feeds a chunk and checks the reader against the model: the same
+    /// lines, an error exactly where the model allows one, and never a
+    /// whole line's worth of bytes held.
+    fn push(&mut self, side: Side, bytes: &[u8], model: &LineModel) {
+        if self.failed {
+            return;
+        }
+        let mut rest = bytes;
+        loop {
+            match self.reader.next_line(&mut rest) {
+                Ok(Some(line)) => {
+                    assert!(
+                        line.ends_with(b"\n") && line.len() <= MAX_LINE && !line.contains(&0),
+                        "LineReader gave {}",
+                        show(&line)
+                    );
+                    self.lines.extend_from_slice(&line);
+                }
+                Ok(None) => {
+                    assert!(rest.is_empty(), "LineReader left input unread");
+                    assert!(self.reader.buffered() < MAX_LINE);
+                    break;
+                }
+                Err(Unclean) => {
+                    self.failed = true;
+                    break;
+                }
+            }
+        }
+        assert!(
+            self.lines == model.good,
+            "{side:?}: LineReader lines {}, framing says {}",
+            show(&self.lines),
+            show(&model.good)
+        );
+        if self.failed {
+            assert!(model.may_end(), "{side:?}: LineReader refused good lines");
+        } else {
+            assert!(!model.must_end(), "{side:?}: LineReader missed a bad line");
+        }
+    }
+}
+
+/// Line framing, checked against [`LineModel`], both for
+/// [`LineReader`] alone and through the engine: lines the proxy does not
 /// rewrite are forwarded byte for byte, in order, as soon as they are
 /// complete, up to 500 bytes with the LF; 500 bytes without an LF or a NUL
 /// ends the session before anything of that line is sent. A proxy that
@@ -48,6 +104,7 @@ pub fn line_framing(data: &[u8]) {
     let mut h = Harness::new(setup);
     let mut models = [LineModel::default(), LineModel::default()];
     let mut forwarded: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut direct = [DirectReader::default(), DirectReader::default()];
     for (side, bytes) in input::chunks(rest) {
         let bytes = match side {
             Side::Client => uninterpreted(bytes),
@@ -56,6 +113,7 @@ pub fn line_framing(data: &[u8]) {
         let out = h.feed(side, &bytes);
         let i = side as usize;
         models[i].push(&bytes);
+        direct[i].push(side, &bytes, &models[i]);
         let mut ahead = Vec::new();
         let mut back = Vec::new();
         let mut ended = false;
@@ -135,6 +193,9 @@ pub fn client_command(data: &[u8]) {
         first_port: 50000,
     };
     let (line, single) = one_reply(data.get(2..).unwrap_or(&[]));
+    for l in lines(&line) {
+        command_parsers(l);
+    }
     let mut h = Harness::new(setup);
     h.feed(Side::Server, b"220 ready\r\n");
     let out = h.feed(Side::Client, &line);
@@ -170,6 +231,102 @@ pub fn client_command(data: &[u8]) {
     }
 }
 
+/// `ftp::command` on one line: classification as the original's first
+/// letter rules, ports only among the numbers of the line, textbook lines
+/// understood, and `-A` letting through nothing but anonymous logins.
+fn command_parsers(line: &[u8]) {
+    let kind = command::classify(line);
+    let expected = match model::classify_client(line) {
+        ClientKind::Pasv => Command::Pasv,
+        ClientKind::Port => Command::Port,
+        ClientKind::Epsv => Command::Epsv,
+        ClientKind::Eprt => Command::Eprt,
+        ClientKind::Other if line.len() >= 4 && matches!(line[0], b'U' | b'u') => {
+            Command::StartsWithU
+        }
+        ClientKind::Other => Command::Other,
+    };
+    assert_eq!(kind, expected, "classify({})", show(line));
+    let named = model::port_candidates(line);
+    for (what, port) in [
+        ("port_argument", command::port_argument(line)),
+        ("eprt_argument", command::eprt_argument(line)),
+    ] {
+        if let Some(port) = port {
+            assert!(
+                named.contains(&port),
+                "{what}({}) = {port}, not a number of the line",
+                show(line)
+            );
+        }
+    }
+    if let Some(port) = model::canonical_client_port(line) {
+        let parsed = if line.starts_with(b"PORT") {
+            command::port_argument(line)
+        } else {
+            command::eprt_argument(line)
+        };
+        assert_eq!(parsed, Some(port), "textbook line {}", show(line));
+    }
+    assert!(
+        !command::is_anonymous_login(line) || model::is_anonymous_user(line),
+        "is_anonymous_login({})",
+        show(line)
+    );
+}
+
+/// `ftp::reply` on a reply's lines: ports only among the numbers of the
+/// line, textbook 227/229 understood, and the RFC 959 §4.2 reply structure
+/// (a multi-line reply ends only at its own code and a space).
+fn reply_parsers(reply_bytes: &[u8]) {
+    let mut tracker = ReplyTracker::new();
+    let mut open: Option<&[u8]> = None;
+    for line in lines(reply_bytes) {
+        let named = model::port_candidates(line);
+        let passive = reply::passive_port(line);
+        let extended = reply::extended_passive_port(line);
+        for (what, port) in [
+            ("passive_port", passive),
+            ("extended_passive_port", extended),
+        ] {
+            if let Some(port) = port {
+                assert!(
+                    named.contains(&port),
+                    "{what}({}) = {port}, not a number of the line",
+                    show(line)
+                );
+            }
+        }
+        if let Some((port, is_229)) = model::canonical_server_port(line) {
+            let parsed = if is_229 { extended } else { passive };
+            assert_eq!(parsed, Some(port), "textbook line {}", show(line));
+        }
+        let code = match line {
+            [b'1'..=b'9', b'0'..=b'9', b'0'..=b'9', b' ' | b'-', ..] => Some(&line[..3]),
+            _ => None,
+        };
+        let value = || {
+            code.unwrap()
+                .iter()
+                .fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'))
+        };
+        let expected = match (open, code) {
+            (Some(o), Some(c)) if o == c && line[3] == b' ' => {
+                open = None;
+                ReplyLine::Last(value())
+            }
+            (Some(_), _) => ReplyLine::Inner,
+            (None, Some(c)) if line[3] == b'-' => {
+                open = Some(c);
+                ReplyLine::First(value())
+            }
+            (None, Some(_)) => ReplyLine::Single(value()),
+            (None, None) => ReplyLine::Stray,
+        };
+        assert_eq!(tracker.place(line), expected, "place({})", show(line));
+    }
+}
+
 /// One server reply (`options`, `families`, bit 0 of the third byte: EPSV
 /// rather than PASV, then the reply's lines) to a pending PASV or EPSV.
 /// Beyond the invariants: a textbook 227 to PASV or 229 to EPSV opens
@@ -185,6 +342,7 @@ pub fn server_reply(data: &[u8]) {
     // PASV would end an -6 session before the reply.
     let epsv = byte(2) & 1 != 0 || setup.config.ipv6;
     let (reply, single) = one_reply(data.get(3..).unwrap_or(&[]));
+    reply_parsers(&reply);
     let mut h = Harness::new(setup);
     h.feed(Side::Server, b"220 ready\r\n");
     h.feed(Side::Client, if epsv { b"EPSV\r\n" } else { b"PASV\r\n" });

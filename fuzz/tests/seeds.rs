@@ -209,6 +209,10 @@ fn session_seeds() -> Seeds {
             session(0, 0, &[(S, BANNER), (C, b"PORT 10,0,0,2,0,21\r\n")]),
         ),
         (
+            "port-tab-third-party",
+            session(0, 0, &[(S, BANNER), (C, b"port\t8,8,8,8,0,22\r\n")]),
+        ),
+        (
             "eprt-port-wraps",
             session(0, 0, &[(S, BANNER), (C, b"EPRT |1|10.0.0.2|66560|\r\n")]),
         ),
@@ -254,6 +258,8 @@ fn client_seeds() -> Seeds {
         ("port", line(&h, b"PORT 10,0,0,2,4,1\r\n")),
         ("port-lower", line(&h, b"port 10,0,0,2,195,80\r\n")),
         ("port-tab", line(&h, b"PORT\t10,0,0,2,4,1\r\n")),
+        // Found by this target: EPRT and a tab reach the server as they are.
+        ("crash-eprt-tab", line(&[0xff, 0x03], b"EPRT\t\r\n")),
         ("port-spaces", line(&h, b"PORT 10, 0, 0, 2, 4, 1\r\n")),
         ("port-trailing-blank", line(&h, b"PORT 10,0,0,2,4,1 \r\n")),
         ("port-third-party", line(&h, b"PORT 8,8,8,8,4,1\r\n")),
