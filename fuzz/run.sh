@@ -24,6 +24,8 @@
 # cargo-fuzz default), so an arithmetic overflow in a port parser is a crash.
 # FUZZ_SANITIZER=address is still possible on stable: it sets
 # RUSTC_BOOTSTRAP=1 so that stable rustc accepts -Zsanitizer.
+# Tried with rustup's stable rustc 1.95 and with Debian's rustc-web 1.96
+# (PATH=/usr/bin:$PATH, cargo-fuzz from ~/.cargo/bin).
 #
 # cargo-fuzz is installed from crates.io if missing.
 
