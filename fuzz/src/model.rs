@@ -91,11 +91,11 @@ pub fn classify_client(line: &[u8]) -> ClientKind {
         ClientKind::Other
     } else if starts_with_ci(line, b"PASV") {
         ClientKind::Pasv
-    } else if starts_with_ci(line, b"PORT ") {
+    } else if starts_with_ci(line, b"PORT") && is_blank_after_keyword(line) {
         ClientKind::Port
     } else if starts_with_ci(line, b"EPSV") {
         ClientKind::Epsv
-    } else if starts_with_ci(line, b"EPRT ") {
+    } else if starts_with_ci(line, b"EPRT") && is_blank_after_keyword(line) {
         ClientKind::Eprt
     } else {
         ClientKind::Other
@@ -106,8 +106,13 @@ pub fn classify_client(line: &[u8]) -> ClientKind {
 /// a blank after it. Such a line names an address for the server to connect
 /// to; only the proxy's own rewrite may ever carry one.
 pub fn is_port_like(line: &[u8]) -> bool {
-    (starts_with_ci(line, b"PORT") || starts_with_ci(line, b"EPRT"))
-        && matches!(line.get(4), Some(b' ' | b'\t'))
+    (starts_with_ci(line, b"PORT") || starts_with_ci(line, b"EPRT")) && is_blank_after_keyword(line)
+}
+
+/// A blank (C's isspace() without CR and LF) right after the 4-letter
+/// keyword: what a server splitting on any blank ends the command word on.
+fn is_blank_after_keyword(line: &[u8]) -> bool {
+    matches!(line.get(4), Some(b' ' | b'\t' | 0x0b | 0x0c))
 }
 
 /// A USER line (any case) as a server would take it.
