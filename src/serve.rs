@@ -11,6 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -109,18 +110,11 @@ impl Server {
         poll.registry()
             .register(&mut signal_pipe, SIGNALS, Interest::READABLE)?;
         let signal_which = Arc::new(AtomicUsize::new(0));
-        let mut signal_ids = Vec::new();
-        for sig in [SIGHUP, SIGINT, SIGTERM] {
-            signal_ids.push(signal_hook::flag::register_usize(
-                sig,
-                Arc::clone(&signal_which),
-                sig as usize,
-            )?);
-            signal_ids.push(signal_hook::low_level::pipe::register(
-                sig,
-                write.try_clone()?,
-            )?);
-        }
+        let signal_ids = crate::sys::notify_signals(
+            &[SIGHUP, SIGINT, SIGTERM],
+            write.as_raw_fd(),
+            Arc::clone(&signal_which),
+        )?;
         Ok(Server {
             poll,
             listener,

@@ -169,6 +169,35 @@ pub fn daemonize(devnull: std::os::fd::OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes each of `signals` store its number in `which` and write one byte
+/// to `wake` (the write end of a non-blocking pipe or socket pair the event
+/// loop watches). One descriptor serves every signal: the daemon's
+/// descriptor budget is the original's `2 × maxsessions + 10`, and copies
+/// per signal would eat into it.
+pub fn notify_signals(
+    signals: &[i32],
+    wake: std::os::fd::RawFd,
+    which: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> io::Result<Vec<signal_hook::SigId>> {
+    use std::sync::atomic::Ordering;
+    let mut ids = Vec::new();
+    for &sig in signals {
+        let which = std::sync::Arc::clone(&which);
+        let action = move || {
+            which.store(sig as usize, Ordering::SeqCst);
+            // SAFETY: write(2) is async-signal-safe; `wake` stays open for
+            // as long as the handler is registered (the caller unregisters
+            // before closing it), and a full pipe just drops the byte,
+            // which is fine because one pending byte already wakes the loop.
+            unsafe { libc::write(wake, [0u8].as_ptr().cast(), 1) };
+        };
+        // SAFETY: the action only stores to an atomic and calls write(2),
+        // both async-signal-safe; it allocates and locks nothing.
+        ids.push(unsafe { signal_hook::low_level::register(sig, action) }?);
+    }
+    Ok(ids)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
