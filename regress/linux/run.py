@@ -177,6 +177,9 @@ def main():
         for c in cases:
             print(c.name)
         return 0
+    if not cases:
+        print("run.py: no case matches %s" % " ".join(args.k), file=sys.stderr)
+        return 2
     if os.geteuid() != 0:
         print("run.py: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
