@@ -25,6 +25,11 @@ regress:
 bench: build
 	python3 bench/bench.py
 
+# Coverage-guided fuzzing of the protocol core, each target for a bounded
+# time (FUZZ_SECONDS, default 60).
+fuzz:
+	sh fuzz/run.sh
+
 install: build
 	sh dist/install.sh install "$(DESTDIR)" "$(PREFIX)"
 
@@ -34,4 +39,4 @@ uninstall:
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo regress bench install uninstall clean
+.PHONY: all build demo regress bench fuzz install uninstall clean

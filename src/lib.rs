@@ -19,4 +19,6 @@ pub mod options;
 pub mod pinhole;
 pub mod ports;
 pub mod sandbox;
+pub mod serve;
+pub mod session;
 pub mod sys;

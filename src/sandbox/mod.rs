@@ -26,7 +26,11 @@ pub struct Account {
 /// Looks up [`USER`]; the error reads `unknown user <name>`.
 pub fn lookup_user() -> Result<Account, String> {
     match User::from_name(USER) {
-        Ok(Some(u)) => Ok(Account { name: u.name, uid: u.uid, gid: u.gid }),
+        Ok(Some(u)) => Ok(Account {
+            name: u.name,
+            uid: u.uid,
+            gid: u.gid,
+        }),
         Ok(None) => Err(format!("unknown user {USER}")),
         Err(e) => Err(format!("cannot look up user {USER}: {e}")),
     }

@@ -149,6 +149,26 @@ pub(crate) fn storage_to_std(ss: &nix::sys::socket::SockaddrStorage) -> Option<S
     })
 }
 
+/// Detaches from the terminal as ftp-proxy(8) does after the privilege
+/// drop: fork, the parent exits 0, the child starts a new session and puts
+/// `devnull` (opened before the chroot) on standard input, output and error.
+pub fn daemonize(devnull: std::os::fd::OwnedFd) -> io::Result<()> {
+    use nix::unistd::{fork, setsid, ForkResult};
+    // SAFETY: the process is single-threaded at this point of start-up (no
+    // thread has been spawned), so the child may run arbitrary code.
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        // SAFETY: _exit(2) ends the parent at once without running atexit
+        // handlers or flushing buffers the child still owns.
+        ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
+        ForkResult::Child => {}
+    }
+    setsid().map_err(io::Error::from)?;
+    nix::unistd::dup2_stdin(&devnull).map_err(io::Error::from)?;
+    nix::unistd::dup2_stdout(&devnull).map_err(io::Error::from)?;
+    nix::unistd::dup2_stderr(&devnull).map_err(io::Error::from)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

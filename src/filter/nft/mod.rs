@@ -64,3 +64,13 @@ impl Filter for Nftables {
         Ok(())
     }
 }
+
+/// `-T` on Linux: a conntrack mark. (Pending.)
+pub fn mark_from_tag(tag: &str) -> Result<u32, String> {
+    tag.parse().map_err(|_| format!("tag {tag} is not a mark"))
+}
+
+/// `-q` on Linux: a tc class id. (Pending.)
+pub fn priority_from_queue(queue: &str) -> Result<u32, String> {
+    Err(format!("queue {queue}: not supported yet"))
+}

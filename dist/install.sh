@@ -1,0 +1,81 @@
+#!/bin/sh
+# Installs or uninstalls ftp-proxy: the binary, the man page, the systemd
+# unit and the example nftables snippet. Called by `make install` and
+# `make uninstall`.
+#
+# usage: install.sh install|uninstall DESTDIR PREFIX
+#
+#	$DESTDIR$PREFIX/sbin/ftp-proxy
+#	$DESTDIR$PREFIX/share/man/man8/ftp-proxy.8
+#	$DESTDIR$PREFIX/share/doc/ftp-proxy/examples/ftp-proxy.nft
+#	$DESTDIR/lib/systemd/system/ftp-proxy.service	(PREFIX /usr)
+#	$DESTDIR$PREFIX/lib/systemd/system/ftp-proxy.service	(other PREFIX)
+#
+# The unit goes where systemd looks for it: /lib/systemd/system for the
+# system's own packages (PREFIX=/usr, as a Debian package would), and
+# $PREFIX/lib/systemd/system otherwise, which systemd also reads for
+# /usr/local, the default. For any other PREFIX, link the unit into
+# /etc/systemd/system. Its ExecStart names $PREFIX/sbin/ftp-proxy.
+#
+# uninstall removes exactly these files, and the documentation directory
+# that only this package uses; shared directories stay.
+
+set -eu
+
+usage() {
+	echo "usage: install.sh install|uninstall DESTDIR PREFIX" >&2
+	exit 1
+}
+
+[ $# -eq 3 ] || usage
+action=$1
+destdir=$2
+prefix=$3
+case $prefix in
+/*) ;;
+*) echo "install.sh: PREFIX must be an absolute path: $prefix" >&2; exit 1 ;;
+esac
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+sbindir=$prefix/sbin
+man8dir=$prefix/share/man/man8
+docdir=$prefix/share/doc/ftp-proxy
+exampledir=$docdir/examples
+if [ "$prefix" = /usr ]; then
+	unitdir=/lib/systemd/system
+else
+	unitdir=$prefix/lib/systemd/system
+fi
+
+do_install() {
+	binary=$top/target/release/ftp-proxy
+	if [ ! -x "$binary" ]; then
+		echo "install.sh: $binary not found: run make (cargo build --release) first" >&2
+		exit 1
+	fi
+	install -d -m 755 "$destdir$sbindir" "$destdir$man8dir" \
+		"$destdir$exampledir" "$destdir$unitdir"
+	install -c -m 755 "$binary" "$destdir$sbindir/ftp-proxy"
+	install -c -m 644 "$top/man/ftp-proxy.8" "$destdir$man8dir/ftp-proxy.8"
+	install -c -m 644 "$top/dist/ftp-proxy.nft" "$destdir$exampledir/ftp-proxy.nft"
+	unit=$(mktemp) || exit 1
+	trap 'rm -f "$unit"' EXIT
+	sed "s|@SBINDIR@|$sbindir|g" "$top/dist/ftp-proxy.service" >"$unit"
+	install -c -m 644 "$unit" "$destdir$unitdir/ftp-proxy.service"
+}
+
+do_uninstall() {
+	rm -f "$destdir$sbindir/ftp-proxy" \
+		"$destdir$man8dir/ftp-proxy.8" \
+		"$destdir$exampledir/ftp-proxy.nft" \
+		"$destdir$unitdir/ftp-proxy.service"
+	# Only if empty: an admin's own files there stay.
+	rmdir "$destdir$exampledir" 2>/dev/null || true
+	rmdir "$destdir$docdir" 2>/dev/null || true
+}
+
+case $action in
+install) do_install ;;
+uninstall) do_uninstall ;;
+*) usage ;;
+esac

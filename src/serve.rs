@@ -1,0 +1,437 @@
+//! The daemon's event loop: the listener, the session table and its `-m`
+//! limit, the idle timers, and the signals that end it all.
+//!
+//! One thread, one poll (epoll on Linux, kqueue on OpenBSD), as the
+//! original's libevent loop. Everything that needs a new file descriptor of
+//! a kind the sandbox forbids (the poll instance, the signal pipe) is created
+//! in [`Server::new`], before the sandbox is entered; [`Server::run`] only
+//! accepts, connects, reads and writes.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::SigId;
+
+use crate::filter::{Filter, SessionId};
+use crate::ftp::Refusal;
+use crate::log::Level;
+use crate::log_at;
+use crate::ports::PortAllocator;
+use crate::session::{self, Context, Endpoints, Outcome, Session, Settings, Side};
+
+const LISTENER: Token = Token(0);
+const SIGNALS: Token = Token(1);
+/// Session tokens: `FIRST_SESSION + 2 * slot + side`.
+const FIRST_SESSION: usize = 2;
+
+/// How long accepting pauses after EMFILE/ENFILE, as the original.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// What the event loop needs from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `-m`.
+    pub max_sessions: usize,
+    /// `-6`: original destinations are IPv6.
+    pub ipv6: bool,
+    /// `-R`/`-P`: reverse mode.
+    pub fixed_server: Option<SocketAddr>,
+    /// `-a`.
+    pub source_addr: Option<SocketAddr>,
+    pub session: Settings,
+}
+
+/// Stops a running [`Server`] as SIGTERM would, from another thread.
+#[derive(Debug, Clone)]
+pub struct StopHandle {
+    pipe: Arc<StdUnixStream>,
+    which: Arc<AtomicUsize>,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.which.store(SIGTERM as usize, Ordering::SeqCst);
+        let _ = (&*self.pipe).write(&[0]);
+    }
+}
+
+/// The daemon.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    listen_addr: SocketAddr,
+    filter: Box<dyn Filter>,
+    ports: PortAllocator,
+    config: Config,
+    sessions: Vec<Option<Session>>,
+    free: Vec<usize>,
+    count: usize,
+    next_id: SessionId,
+    /// (deadline, slot, session id); stale entries are skipped when popped.
+    timers: BinaryHeap<Reverse<(Instant, usize, SessionId)>>,
+    /// Sessions that stopped pumping at the round limit with bytes waiting.
+    busy: VecDeque<(usize, SessionId)>,
+    accept_paused_until: Option<Instant>,
+    signal_pipe: UnixStream,
+    signal_write: Arc<StdUnixStream>,
+    signal_which: Arc<AtomicUsize>,
+    signal_ids: Vec<SigId>,
+}
+
+impl Server {
+    /// Sets up the poll instance and the signal handlers. `listener` is
+    /// bound and listening.
+    pub fn new(
+        listener: std::net::TcpListener,
+        filter: Box<dyn Filter>,
+        config: Config,
+    ) -> io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        let listen_addr = listener.local_addr()?;
+        let mut listener = TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+
+        let (read, write) = StdUnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let mut signal_pipe = UnixStream::from_std(read);
+        poll.registry()
+            .register(&mut signal_pipe, SIGNALS, Interest::READABLE)?;
+        let signal_which = Arc::new(AtomicUsize::new(0));
+        let mut signal_ids = Vec::new();
+        for sig in [SIGHUP, SIGINT, SIGTERM] {
+            signal_ids.push(signal_hook::flag::register_usize(
+                sig,
+                Arc::clone(&signal_which),
+                sig as usize,
+            )?);
+            signal_ids.push(signal_hook::low_level::pipe::register(
+                sig,
+                write.try_clone()?,
+            )?);
+        }
+        Ok(Server {
+            poll,
+            listener,
+            listen_addr,
+            filter,
+            ports: PortAllocator::new(),
+            config,
+            sessions: Vec::new(),
+            free: Vec::new(),
+            count: 0,
+            next_id: 1,
+            timers: BinaryHeap::new(),
+            busy: VecDeque::new(),
+            accept_paused_until: None,
+            signal_pipe,
+            signal_write: Arc::new(write),
+            signal_which,
+            signal_ids,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    /// A handle that stops [`Server::run`] from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            pipe: Arc::clone(&self.signal_write),
+            which: Arc::clone(&self.signal_which),
+        }
+    }
+
+    /// Serves until SIGTERM, SIGINT or SIGHUP; then ends every session,
+    /// removes every pinhole and returns the signal's number.
+    pub fn run(mut self) -> io::Result<i32> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log_at!(Level::Err, "event loop error: {e}");
+                self.shutdown();
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept_all(),
+                    SIGNALS => {
+                        if let Some(sig) = self.take_signal() {
+                            log_at!(Level::Err, "exiting on signal {sig}");
+                            self.shutdown();
+                            return Ok(sig);
+                        }
+                    }
+                    Token(t) => {
+                        let slot = (t - FIRST_SESSION) / 2;
+                        let side = if (t - FIRST_SESSION) % 2 == 0 {
+                            Side::Client
+                        } else {
+                            Side::Server
+                        };
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        self.with_session(slot, None, |s, ctx| s.on_event(side, readable, ctx));
+                    }
+                }
+            }
+            self.run_busy();
+            self.run_timers();
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.busy.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let timer = self.timers.peek().map(|Reverse((when, _, _))| *when);
+        [timer, self.accept_paused_until]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|when| when.saturating_duration_since(now))
+    }
+
+    fn take_signal(&mut self) -> Option<i32> {
+        let mut buf = [0u8; 16];
+        while matches!(self.signal_pipe.read(&mut buf), Ok(n) if n > 0) {}
+        match self.signal_which.swap(0, Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig as i32),
+        }
+    }
+
+    /// Accepts every waiting connection (the listener is edge-triggered).
+    fn accept_all(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            match self.listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) => {}
+                Err(e) => {
+                    log_at!(Level::Crit, "accept() failed: {e}");
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a session for an accepted client, or turns it away with a 421.
+    fn admit(&mut self, mut client: TcpStream, peer: SocketAddr) {
+        if self.count >= self.config.max_sessions {
+            log_at!(
+                Level::Err,
+                "client limit ({}) reached, refusing connection from {}",
+                self.config.max_sessions,
+                peer.ip()
+            );
+            session::refuse(&mut client, Refusal::SessionLimit);
+            return;
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        log_at!(Level::Debug, "#{id} accepted connection from {}", peer.ip());
+
+        let orig = match crate::sys::original_destination(&client, self.config.ipv6) {
+            Ok(a) => a,
+            Err(e) => {
+                log_at!(
+                    Level::Crit,
+                    "#{id} cannot find the original destination: {e}"
+                );
+                session::refuse(&mut client, Refusal::ServerUnreachable);
+                return;
+            }
+        };
+        let local = client.local_addr().ok();
+        if self.config.fixed_server.is_none()
+            && Some(orig) == local
+            && orig.port() == self.listen_addr.port()
+        {
+            // Without a redirect the destination is the proxy itself, and
+            // connecting there would loop until the session limit.
+            log_at!(
+                Level::Err,
+                "#{id} connection from {} was not redirected to the proxy, refusing",
+                peer.ip()
+            );
+            session::refuse(&mut client, Refusal::NotRedirected);
+            return;
+        }
+        let ends = Endpoints {
+            client: peer,
+            orig,
+            server: self.config.fixed_server.unwrap_or(orig),
+            source: self.config.source_addr,
+        };
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.sessions.push(None);
+            self.sessions.len() - 1
+        });
+        let mut ctx = Context {
+            filter: self.filter.as_mut(),
+            ports: &mut self.ports,
+            settings: &self.config.session,
+            now: Instant::now(),
+        };
+        let Some(mut session) = Session::start(
+            id,
+            client,
+            ends,
+            self.count + 1,
+            self.config.max_sessions,
+            &mut ctx,
+        ) else {
+            self.free.push(slot);
+            return;
+        };
+        let registry = self.poll.registry();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let (c, s) = session.streams();
+        let registered = registry
+            .register(c, Token(FIRST_SESSION + 2 * slot), interest)
+            .and_then(|()| registry.register(s, Token(FIRST_SESSION + 2 * slot + 1), interest));
+        if let Err(e) = registered {
+            log_at!(Level::Crit, "#{id} cannot watch the session's sockets: {e}");
+            session.end(Some(Refusal::ServerUnreachable), &mut ctx);
+            self.free.push(slot);
+            return;
+        }
+        self.sessions[slot] = Some(session);
+        self.count += 1;
+        self.schedule(slot);
+    }
+
+    /// Runs `f` on the session in `slot` (if it is session `id`, when given)
+    /// and does the bookkeeping its outcome asks for.
+    fn with_session(
+        &mut self,
+        slot: usize,
+        id: Option<SessionId>,
+        f: impl FnOnce(&mut Session, &mut Context<'_>) -> Outcome,
+    ) {
+        let Some(Some(session)) = self.sessions.get_mut(slot) else {
+            return;
+        };
+        if id.is_some_and(|id| id != session.id) {
+            return;
+        }
+        let mut ctx = Context {
+            filter: self.filter.as_mut(),
+            ports: &mut self.ports,
+            settings: &self.config.session,
+            now: Instant::now(),
+        };
+        let outcome = f(session, &mut ctx);
+        let id = session.id;
+        match outcome {
+            Outcome::Ended => self.remove(slot),
+            Outcome::Busy => {
+                self.busy.push_back((slot, id));
+                self.schedule(slot);
+            }
+            Outcome::Idle => self.schedule(slot),
+        }
+    }
+
+    fn run_busy(&mut self) {
+        for _ in 0..self.busy.len() {
+            let Some((slot, id)) = self.busy.pop_front() else {
+                break;
+            };
+            self.with_session(slot, Some(id), |s, ctx| s.pump(ctx));
+        }
+    }
+
+    /// Puts the session's earliest deadline in the timer queue if it is
+    /// earlier than what the queue holds for it.
+    fn schedule(&mut self, slot: usize) {
+        let Some(Some(session)) = self.sessions.get_mut(slot) else {
+            return;
+        };
+        if let Some(deadline) = session.deadline() {
+            if session.scheduled.is_none_or(|s| deadline < s) {
+                session.scheduled = Some(deadline);
+                self.timers.push(Reverse((deadline, slot, session.id)));
+            }
+        }
+    }
+
+    fn run_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(&Reverse((when, slot, id))) = self.timers.peek() {
+            if when > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(Some(session)) = self.sessions.get_mut(slot) else {
+                continue;
+            };
+            if session.id != id || session.scheduled != Some(when) {
+                continue;
+            }
+            session.scheduled = None;
+            self.with_session(slot, Some(id), |s, ctx| s.expire(ctx));
+        }
+        if self.accept_paused_until.is_some_and(|t| t <= now) {
+            self.accept_paused_until = None;
+            self.accept_all();
+        }
+    }
+
+    fn remove(&mut self, slot: usize) {
+        if let Some(mut session) = self.sessions[slot].take() {
+            let (c, s) = session.streams();
+            let _ = self.poll.registry().deregister(c);
+            let _ = self.poll.registry().deregister(s);
+            self.free.push(slot);
+            self.count -= 1;
+        }
+    }
+
+    /// Ends every session with a 421 and removes everything the filter holds.
+    fn shutdown(&mut self) {
+        for slot in 0..self.sessions.len() {
+            self.with_session(slot, None, |s, ctx| s.end(Some(Refusal::Shutdown), ctx));
+        }
+        if let Err(e) = self.filter.shutdown() {
+            log_at!(Level::Err, "{} clean-up failed: {e}", self.filter.name());
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for id in self.signal_ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
