@@ -15,6 +15,7 @@ Every transfer case checks, on top of the client's own success:
     left in its table once the session is over.
 """
 
+import json
 import os
 
 import checks
@@ -209,10 +210,9 @@ def pinhole_visible(family, cmd):
                             % (who, want, text))
             for name, s in checks.sets(table).items():
                 for e in s.get("elem", []):
-                    has_timeout = isinstance(e, dict) and "elem" in e and (
-                        "timeout" in e["elem"] or "expires" in e["elem"])
-                    fail_unless(has_timeout or "timeout" in s,
-                                "element of %s has no timeout: %s" % (name, e))
+                    text_e = json.dumps(e)
+                    fail_unless('"timeout"' in text_e or '"expires"' in text_e or "timeout" in s,
+                                "element of %s has no timeout: %s" % (name, text_e))
             c.say()
             result = c.finish(60)
         finally:
@@ -221,6 +221,24 @@ def pinhole_visible(family, cmd):
         sha = servers.sha256_file(local)
         os.unlink(local)
         fail_unless(sha == ctx.data_sha, "sha256 of the downloaded bytes differs")
+        check_after_session(ctx, {}, 0)
+    return fn
+
+
+def one_connection_per_pinhole(family, cmd):
+    """pf's "max 1": a pinhole lets one data connection through. A second
+    connection to the same port must be dropped by the firewall (timeout),
+    not forwarded to the server (which would refuse it: its passive port is
+    closed after the first connection)."""
+    def fn(ctx):
+        host, port = ctx.target(family)
+        out = clients.ftpc(ctx.lab, "reuse", host, port, cmd=cmd, wait=3)
+        ctx.note("reuse: %s" % out)
+        fail_unless("error" not in out, "client: %s" % out.get("error"))
+        fail_unless(out["first"] == "connected", "first data connection: %s" % out["first"])
+        fail_unless(out["second"] == "timeout",
+                    "second connection through the same pinhole: %s (expected it dropped)"
+                    % out["second"])
         check_after_session(ctx, {}, 0)
     return fn
 
@@ -366,6 +384,9 @@ def all_cases(kind, server_names):
     for family, cmd in ((4, "PASV"), (4, "EPSV"), (4, "PORT"), (4, "EPRT"), (6, "EPSV"), (6, "EPRT")):
         cases.append(Case("kernel/pinhole-while-negotiated/v%d/%s" % (family, cmd), "default",
                           first, pinhole_visible(family, cmd)))
+    for family, cmd in ((4, "PASV"), (6, "EPSV")):
+        cases.append(Case("kernel/one-connection-per-pinhole/v%d/%s" % (family, cmd), "default",
+                          first, one_connection_per_pinhole(family, cmd)))
     cases += [
         Case("kernel/conntrack-mark-default", "default", first, conntrack_mark(labmod.DEFAULT_MARK)),
         Case("refuse/v6-PASV", "default", first, v6_refuses("PASV")),

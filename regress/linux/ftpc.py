@@ -20,6 +20,9 @@ Subcommands (each prints one JSON object on stdout, last line):
              then closes (bounded by --wait)
   raw        connect, log in, send the line --line as it is (CRLF added),
              report what comes back until the close (bounded by --wait)
+  reuse      log in, send --cmd (PASV or EPSV), open a data connection to the
+             port told and close it, then try a second connection to the
+             same port: report how each ended (connected, refused, timeout)
 
 Every socket operation has a timeout; the harness also runs this under
 timeout(1).
@@ -235,9 +238,40 @@ def do_raw(args):
     emit({"lines": lines, "closed": closed, "elapsed": elapsed})
 
 
+def try_connect(host, port, timeout):
+    try:
+        socket.create_connection((host, port), timeout).close()
+        return "connected"
+    except ConnectionRefusedError:
+        return "refused"
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return "error: %s" % e
+
+
+def do_reuse(args):
+    ftp = Recorder(timeout=args.timeout)
+    ftp.connect(args.host, args.port)
+    ftp.login(args.user, "regress@example.org")
+    peer = ftp.sock.getpeername()
+    resp = ftp.sendcmd(args.cmd)
+    if args.cmd == "PASV":
+        port = parse_227(resp)[1]
+    else:
+        port = ftplib.parse229(resp, peer)[1]
+    first = try_connect(peer[0], port, args.timeout)
+    second = try_connect(peer[0], port, args.wait)
+    try:
+        ftp.quit()
+    except (ftplib.Error, OSError):
+        pass
+    emit({"reply": resp, "first": first, "second": second})
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("action", choices=["transfer", "login", "hold", "idle", "greet", "raw"])
+    p.add_argument("action", choices=["transfer", "login", "hold", "idle", "greet", "raw", "reuse"])
     p.add_argument("--host", required=True)
     p.add_argument("--port", type=int, default=21)
     p.add_argument("--user", default="anonymous")
@@ -254,7 +288,7 @@ def main():
     args = p.parse_args()
     try:
         {"transfer": do_transfer, "login": do_login, "hold": do_hold,
-         "idle": do_idle, "greet": do_greet, "raw": do_raw}[args.action](args)
+         "idle": do_idle, "greet": do_greet, "raw": do_raw, "reuse": do_reuse}[args.action](args)
     except (ftplib.Error, OSError, EOFError) as e:
         emit({"error": "%s: %s" % (type(e).__name__, e)})
         sys.exit(1)
