@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -45,6 +46,8 @@ def parse_args():
                         "unavailable ones are reported and skipped)")
     p.add_argument("--binary", default=daemonmod.default_binary(), help="ftp-proxy to test")
     p.add_argument("--logdir", help="where logs go (default: a new directory under /tmp)")
+    p.add_argument("--max-seconds", type=int, default=1200,
+                   help="abort the whole run after this long (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="print failure details inline")
     return p.parse_args()
 
@@ -167,6 +170,14 @@ class Runner:
             self.report(c.name)
 
 
+class Overtime(BaseException):
+    """The whole run exceeded --max-seconds: stop it, clean up, fail."""
+
+
+def overtime(signum, frame):
+    raise Overtime()
+
+
 def main():
     args = parse_args()
     wanted = [s for s in args.servers.split(",") if s]
@@ -184,6 +195,8 @@ def main():
         print("run.py: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
     procs.install_signal_handlers()
+    signal.signal(signal.SIGALRM, overtime)
+    signal.alarm(args.max_seconds)
     started = time.monotonic()
     logdir = args.logdir or tempfile.mkdtemp(prefix="ftp-proxy-regress-log-")
     os.makedirs(logdir, exist_ok=True)
@@ -205,9 +218,12 @@ def main():
         print("# %d cases, gateway kind %s, logs in %s" % (len(selected), args.kind, logdir),
               flush=True)
         runner.run(selected, {casemod.FILE_NAME: data})
+    except Overtime:
+        runner.report("run/time-limit", "the run took more than %d s, stopped" % args.max_seconds)
     except Exception as e:
         runner.report("lab/set-up", "%s: %s" % (type(e).__name__, e), [traceback.format_exc()])
     finally:
+        signal.alarm(0)
         procs.stop_all()
         lab.down()
         shutil.rmtree(workdir, ignore_errors=True)
