@@ -1,7 +1,123 @@
-//! Build script: on OpenBSD, generate the pf bindings from <net/pfvar.h>.
-//! On every other target it does nothing. (Pending.)
+//! Build script: on OpenBSD, generate the pf bindings from `<net/pfvar.h>`.
+//!
+//! pf's ioctl structures change between OpenBSD releases, and every ioctl
+//! request number encodes the size of its argument, so the bindings must come
+//! from the headers of the release the daemon runs on. bindgen reads them
+//! with libclang and writes `pfvar.rs` into OUT_DIR; `src/filter/pf/sys.rs`
+//! includes it.
+//!
+//! Environment:
+//! - `PF_SYSROOT=<dir>`: read the headers from `<dir>/usr/include` (a cross
+//!   build or a type-check from another system) instead of `/usr/include`.
+//! - `FTP_PROXY_PF_HEADERS=none`: generate nothing and build without the pf
+//!   backend (`cfg(ftp_proxy_no_pf)`). Only for type-checking the crate on a
+//!   machine without OpenBSD headers; such a daemon could not open a pinhole,
+//!   so it must never be installed.
+//!
+//! On every other target the script only declares the cfg and returns.
+
+use std::env;
+use std::path::PathBuf;
+
+/// What the backend uses, and nothing else: a smaller surface means fewer
+/// chances that an unrelated header change breaks the build.
+const TYPES: &[&str] = &[
+    "pfioc_trans",
+    "pfioc_trans_e",
+    "pfioc_rule",
+    "pfioc_ruleset",
+    "pf_rule",
+    "pf_pool",
+    "pf_addr_wrap",
+    "pf_rule_addr",
+    "pf_status",
+];
+
+/// Constants: actions, directions, operators, address and pool types, log
+/// flags, state and rule flags, name sizes.
+const VARS: &[&str] = &["PF_.*", "PFRULE_.*"];
+
+/// The headers pfvar.h needs before it, in the order OpenBSD's own programs
+/// (pfctl, ftp-proxy) include them.
+const PRELUDE: &[&str] = &[
+    "sys/types.h",
+    "sys/ioctl.h",
+    "sys/socket.h",
+    "net/if.h",
+    "netinet/in.h",
+    "net/pfvar.h",
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=PF_SYSROOT");
+    println!("cargo:rerun-if-env-changed=FTP_PROXY_PF_HEADERS");
     println!("cargo::rustc-check-cfg=cfg(ftp_proxy_no_pf)");
+
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("openbsd") {
+        return;
+    }
+    if env::var("FTP_PROXY_PF_HEADERS").as_deref() == Ok("none") {
+        println!(
+            "cargo:warning=FTP_PROXY_PF_HEADERS=none: building WITHOUT the pf backend (type-check only; this binary cannot open pinholes)"
+        );
+        println!("cargo:rustc-cfg=ftp_proxy_no_pf");
+        return;
+    }
+    if let Err(e) = generate() {
+        // A panic is how a build script fails; say what to do about it.
+        panic!("{e}");
+    }
+}
+
+/// Runs bindgen over the prelude and pfvar.h into OUT_DIR/pfvar.rs.
+fn generate() -> Result<(), String> {
+    let sysroot = env::var_os("PF_SYSROOT").map(PathBuf::from);
+    let include = match &sysroot {
+        Some(root) => root.join("usr/include"),
+        None => PathBuf::from("/usr/include"),
+    };
+    let pfvar = include.join("net/pfvar.h");
+    if !pfvar.is_file() {
+        return Err(format!(
+            "ftp-proxy: {} not found. The pf backend is generated from the target \
+             release's <net/pfvar.h>: build on OpenBSD (comp*.tgz installed), or set \
+             PF_SYSROOT=<dir> with OpenBSD's headers under <dir>/usr/include. \
+             FTP_PROXY_PF_HEADERS=none skips the backend for type-checking only.",
+            pfvar.display()
+        ));
+    }
+    println!("cargo:rerun-if-changed={}", pfvar.display());
+
+    let wrapper: String = PRELUDE
+        .iter()
+        .map(|h| format!("#include <{h}>\n"))
+        .collect();
+    let mut builder = bindgen::Builder::default()
+        .header_contents("ftp_proxy_pf.h", &wrapper)
+        .derive_default(true)
+        .derive_debug(false)
+        .generate_comments(false)
+        .layout_tests(true);
+    if let Some(root) = &sysroot {
+        let target = env::var("TARGET").unwrap_or_else(|_| "x86_64-unknown-openbsd".into());
+        builder = builder.clang_args([
+            format!("--target={target}"),
+            format!("--sysroot={}", root.display()),
+            format!("-isystem{}", include.display()),
+        ]);
+    }
+    for t in TYPES {
+        builder = builder.allowlist_type(t);
+    }
+    for v in VARS {
+        builder = builder.allowlist_var(v);
+    }
+    let bindings = builder
+        .generate()
+        .map_err(|e| format!("ftp-proxy: bindgen over {}: {e}", pfvar.display()))?;
+    let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| format!("OUT_DIR: {e}"))?);
+    bindings
+        .write_to_file(out.join("pfvar.rs"))
+        .map_err(|e| format!("ftp-proxy: writing pfvar.rs: {e}"))
 }

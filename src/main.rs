@@ -33,7 +33,13 @@ fn fatal(msg: impl std::fmt::Display) -> ! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Lossy: a non-UTF-8 argument then fails its own check (an address
+    // that does not resolve, a number that does not parse) instead of
+    // aborting the program.
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let opts = match options::parse(&args) {
         Ok(o) => o,
         Err(OptionsError::Help) => {
@@ -87,7 +93,7 @@ fn main() {
 
     let listener = bind_listener(&opts);
     let listen_port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let filter = open_filter(&opts, listen_port);
+    let (filter, filter_notes) = open_filter(&opts, listen_port);
 
     // Opened now: after the chroot neither /dev/null nor /dev/log exists.
     let devnull: Option<OwnedFd> = (!opts.foreground).then(|| {
@@ -101,8 +107,10 @@ fn main() {
     if !opts.foreground {
         log::open_syslog();
     }
+    filter_notes
+        .iter()
+        .for_each(|n| log_at!(Level::Info, "{n}"));
 
-    sys::tzset();
     sandbox::drop_privileges(&account).unwrap_or_else(|e| fatal(e));
     if let Some(devnull) = devnull {
         sys::daemonize(devnull).unwrap_or_else(|e| fatal(format_args!("cannot daemonize: {e}")));
@@ -165,9 +173,10 @@ fn bind_listener(opts: &Options) -> TcpListener {
     TcpListener::from(fd)
 }
 
-/// The packet filter handle, opened as root.
+/// The packet filter handle, opened as root, and lines for the log once
+/// syslog is open.
 #[cfg(target_os = "linux")]
-fn open_filter(opts: &Options, listen_port: u16) -> Box<dyn Filter> {
+fn open_filter(opts: &Options, listen_port: u16) -> (Box<dyn Filter>, Vec<String>) {
     use ftp_proxy::filter::nft::{self, NftConfig, Nftables};
     let mark = match &opts.tag {
         Some(tag) => nft::mark_from_tag(tag).unwrap_or_else(|e| fatal(e)),
@@ -184,13 +193,34 @@ fn open_filter(opts: &Options, listen_port: u16) -> Box<dyn Filter> {
         log: opts.verbose,
         priority,
     };
-    Box::new(Nftables::new(config).unwrap_or_else(|e| fatal(e)))
+    (
+        Box::new(Nftables::new(config).unwrap_or_else(|e| fatal(e))),
+        Vec::new(),
+    )
 }
 
-#[cfg(target_os = "openbsd")]
-fn open_filter(opts: &Options, listen_port: u16) -> Box<dyn Filter> {
-    let _ = (opts, listen_port);
-    fatal("the pf backend is not available in this build")
+#[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
+fn open_filter(opts: &Options, _listen_port: u16) -> (Box<dyn Filter>, Vec<String>) {
+    let pf = ftp_proxy::filter::pf::Pf::new(rule_options(opts)).unwrap_or_else(|e| fatal(e));
+    let notes = pf.startup_messages().to_vec();
+    (Box::new(pf), notes)
+}
+
+/// Built with FTP_PROXY_PF_HEADERS=none: for type-checking only.
+#[cfg(all(target_os = "openbsd", ftp_proxy_no_pf))]
+fn open_filter(_opts: &Options, _listen_port: u16) -> (Box<dyn Filter>, Vec<String>) {
+    fatal("built without <net/pfvar.h> (FTP_PROXY_PF_HEADERS=none): no pf backend")
+}
+
+/// -v, -T and -q as rule decorations.
+fn rule_options(opts: &Options) -> RuleOptions {
+    RuleOptions {
+        log: opts.verbose,
+        tag: opts.tag.clone(),
+        queue: opts.queue.clone(),
+        client_rdomain: None,
+        proxy_rdomain: None,
+    }
 }
 
 fn serve_config(
@@ -222,13 +252,7 @@ fn serve_config(
                 rfc_mode: opts.rfc_mode,
                 log_level: level,
             },
-            rule_options: RuleOptions {
-                log: opts.verbose,
-                tag: opts.tag.clone(),
-                queue: opts.queue.clone(),
-                client_rdomain: None,
-                proxy_rdomain: None,
-            },
+            rule_options: rule_options(opts),
         },
     }
 }

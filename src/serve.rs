@@ -271,6 +271,14 @@ impl Server {
                 return;
             }
         };
+        match crate::sys::client_rdomain(&client) {
+            Ok(rdomain) => self.filter.set_client_rdomain(id, rdomain),
+            Err(e) => {
+                log_at!(Level::Crit, "#{id} getsockopt failed: {e}");
+                session::refuse(&mut client, Refusal::ServerUnreachable);
+                return;
+            }
+        }
         let local = client.local_addr().ok();
         if self.config.fixed_server.is_none()
             && Some(orig) == local

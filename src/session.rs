@@ -361,12 +361,14 @@ impl Session {
                             ctx.ports.release(old);
                         }
                         if crate::log::enabled(Level::Debug) {
-                            for rule in pinhole
-                                .pf_rules(&ctx.settings.rule_options)
-                                .to_string()
-                                .lines()
-                            {
-                                log_at!(Level::Debug, "#{} pinhole: {rule}", self.id);
+                            // In pf.conf syntax: on OpenBSD exactly what
+                            // `pfctl -a 'ftp-proxy/*' -sr` shows.
+                            let opts = ctx
+                                .filter
+                                .rule_options(self.id)
+                                .unwrap_or_else(|| ctx.settings.rule_options.clone());
+                            for rule in pinhole.pf_rules(&opts).to_string().lines() {
+                                log_at!(Level::Debug, "#{} rules: {rule}", self.id);
                             }
                         }
                     }

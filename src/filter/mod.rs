@@ -6,11 +6,10 @@
 
 use std::io;
 
-use crate::pinhole::Pinhole;
+use crate::pinhole::{Pinhole, RuleOptions};
 
 #[cfg(target_os = "linux")]
 pub mod nft;
-#[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
 pub mod pf;
 
 /// A session's number: 1 for the first accepted session, never reused.
@@ -30,6 +29,21 @@ pub trait Filter {
 
     /// Removes everything the daemon installed (at exit).
     fn shutdown(&mut self) -> io::Result<()>;
+
+    /// Notes the routing domain session `id`'s client connection arrived in
+    /// (OpenBSD: SO_RTABLE of the accepted socket, None when it has none),
+    /// which the rules of its later pinholes are bound to. Call it once,
+    /// before the session's first `open`. Backends without routing domains
+    /// ignore it.
+    fn set_client_rdomain(&mut self, _id: SessionId, _rdomain: Option<u32>) {}
+
+    /// The decorations (-v, -T, -q, rdomains) this backend gives session
+    /// `id`'s rules, so that `pinhole.pf_rules(&opts)` logs exactly what
+    /// `pfctl -a 'ftp-proxy/*' -sr` will show (the OpenBSD regress compares
+    /// the two). None for backends whose rules are not pf's.
+    fn rule_options(&self, _id: SessionId) -> Option<RuleOptions> {
+        None
+    }
 }
 
 /// A filter that installs nothing. Used by unit tests of the session driver.

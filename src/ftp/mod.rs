@@ -5,17 +5,18 @@
 //! the [`Action`]s it returns, in order. Every rewritten line, refusal and
 //! pinhole is therefore a unit test with literal byte strings.
 //!
-//! - [`line`] — framing (LF-terminated, 500 bytes with the LF, no NUL)
+//! - [`line`](mod@line) — framing (LF-terminated, 500 bytes with the LF, no NUL)
 //! - [`command`] — client lines (USER under `-A`, PORT, EPRT, PASV, EPSV)
 //! - [`reply`] — server replies (codes, multi-line, 227 and 229)
 //! - [`rewrite`] — the byte-exact lines sent in their place, and the 421s
-//! - `engine`: the per-session state machine tying them together
+//! - `engine` — the per-session state machine tying them together
 
 pub mod command;
 mod engine;
 pub mod line;
 pub mod reply;
 pub mod rewrite;
+mod scan;
 
 pub use engine::{Engine, EngineConfig};
 

@@ -61,3 +61,9 @@ pub fn original_destination<F: AsFd>(fd: &F, ipv6: bool) -> io::Result<SocketAdd
         Err(e) => Err(e.into()),
     }
 }
+
+/// Linux has no routing domains in pf's sense (a VRF is chosen by the
+/// interface, not by the socket): always `None`.
+pub fn client_rdomain<F: AsFd>(_fd: &F) -> io::Result<Option<u32>> {
+    Ok(None)
+}

@@ -1,1 +1,0 @@
-//! OpenBSD: pinholes as pf anchors through /dev/pf ioctls. (Pending.)
