@@ -26,10 +26,13 @@ class Env:
         self.server = None     # servers.Server
         self.group = ""
         self.figures = {}      # name -> text, printed at the end of the run
+        self.starts = 0        # daemon starts, so a restart gets a log of its own
 
     def start_daemon(self, family, options, name=None):
+        self.starts += 1
         d = daemonmod.Daemon(self.lab, family, options=options, binary=self.binary,
-                             logdir=self.logdir, name=name or ("ftp-proxy-" + self.group))
+                             logdir=self.logdir,
+                             name=name or ("ftp-proxy-%s-%d" % (self.group, self.starts)))
         if family not in self.watches:
             self.watches[family] = pinwatch.Watch(self.lab, family, d.table, self.logdir)
         d.start()

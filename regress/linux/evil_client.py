@@ -105,8 +105,15 @@ class Client:
         self.sock.shutdown(socket.SHUT_WR)
 
     def rst(self):
-        """Close with a RST (SO_LINGER 0)."""
+        """Close with a RST (SO_LINGER 0). The reader is woken first
+        (SHUT_RD sends nothing): a socket closed under a blocked recv is
+        only really closed when that recv returns."""
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+        self._reader.join(2)
         self.sock.close()
 
     def close(self):
