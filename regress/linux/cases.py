@@ -17,10 +17,13 @@ Every transfer case checks, on top of the client's own success:
 
 import json
 import os
+import signal
 
 import checks
 import clients
+import daemon as daemonmod
 import lab as labmod
+import procs
 import servers
 
 FILE_NAME = "data.bin"
@@ -386,13 +389,11 @@ def no_port20_by_default(ctx):
 # -- daemons started by the case itself ----------------------------------------
 
 def start_daemon(ctx, name, family=4, options=()):
-    import daemon as daemonmod
     return daemonmod.Daemon(ctx.lab, family, labmod.PROXY_PORT, options, ctx.binary,
                             ctx.logdir, name=name).start()
 
 
 def table_gone(ctx, d, timeout=5):
-    import procs
     try:
         procs.wait_for(lambda: checks.nft_table(ctx.lab, *d.table) is None, timeout,
                        what="table %s %s removed" % d.table)
@@ -404,7 +405,6 @@ def table_gone(ctx, d, timeout=5):
 def sigkill_leaves_nothing(ctx):
     """A daemon killed with SIGKILL while a pinhole is open leaves no table
     (and so no pinhole) behind."""
-    import signal
     d = start_daemon(ctx, "sigkill")
     c = None
     try:
@@ -450,7 +450,6 @@ def signal_ends_sessions(signame):
     """SIGTERM, SIGINT and SIGHUP end every session with a 421, remove the
     table and exit 0."""
     def fn(ctx):
-        import signal
         d = start_daemon(ctx, signame)
         c = None
         try:
@@ -482,8 +481,7 @@ def log_rules(options, want):
     def fn(ctx):
         d = start_daemon(ctx, "log", options=options)
         try:
-            import json as _json
-            text = _json.dumps(checks.nft_table(ctx.lab, *d.table))
+            text = json.dumps(checks.nft_table(ctx.lab, *d.table))
         finally:
             d.stop()
         fail_unless(('"log"' in text) == want, "%s: log statement %s in the daemon's rules"
@@ -500,8 +498,6 @@ def queue_rule(ctx):
 
 def bad_queue_refused(ctx):
     """-q that is not a tc class id is refused at start-up, exit 1."""
-    import procs
-    import daemon as daemonmod
     d = daemonmod.Daemon(ctx.lab, 4, labmod.PROXY_PORT, ["-q", "not-a-class"], ctx.binary,
                          ctx.logdir, name="bad-queue")
     cp = procs.run(d.argv(), ns=ctx.lab.gateway, timeout=10, check=False)

@@ -32,7 +32,9 @@ timeout(1).
 import argparse
 import ftplib
 import hashlib
+import io
 import json
+import re
 import socket
 import sys
 import time
@@ -56,7 +58,6 @@ class Recorder(ftplib.FTP):
 
 
 def parse_227(resp):
-    import re
     m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", resp)
     if not m:
         raise ftplib.error_proto(resp)
@@ -159,7 +160,6 @@ def do_transfer(args):
             data = src.read()
         h.update(data)
         nbytes = len(data)
-        import io
         ftp.storbinary("STOR " + args.remote, io.BytesIO(data), blocksize=1 << 16)
     ftp.quit()
     emit({"sha256": h.hexdigest(), "bytes": nbytes, "sent": ftp.sent,
