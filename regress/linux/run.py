@@ -58,7 +58,7 @@ class Runner:
         self.lab = lab
         self.workdir = workdir
         self.logdir = logdir
-        self.ctx = casemod.Context(lab, workdir, data_sha)
+        self.ctx = casemod.Context(lab, workdir, data_sha, logdir, args.binary)
         self.files = {casemod.FILE_NAME: None}
         self.passed = self.failed = 0
         self.details = open(os.path.join(logdir, "details.log"), "w")
