@@ -41,3 +41,11 @@ def lines_since(path, count):
     """Lines after the first count lines, and the new count."""
     lines = read_lines(path)
     return lines[count:], len(lines)
+
+
+PROBLEM = re.compile(r"failed|error|EMFILE|limit", re.I)
+
+
+def problems(path, limit=3):
+    """The first lines that report a failure (for a failure's reason)."""
+    return [l for l in read_lines(path) if PROBLEM.search(l) and not NOISE.match(l)][:limit]

@@ -20,6 +20,7 @@ import time
 import checks
 import lab as labmod
 import nsnet
+import pinwatch
 import procs
 import procstat
 import vsftpd_many
@@ -194,7 +195,8 @@ def negotiated(t):
 
 
 def table_text(t):
-    return checks.describe(checks.nft_table(t.lab, *t.daemons[4].table))
+    """The daemon's elements as text, without their expiry times."""
+    return pinwatch.element_texts(checks.nft_table(t.lab, *t.daemons[4].table))
 
 
 FOREIGN = [

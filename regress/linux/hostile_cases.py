@@ -15,6 +15,7 @@ connection really went, how many pinholes the kernel was given.
 import time
 
 import lab as labmod
+import pinwatch
 from evil_client import Client, accept_data
 from evil_server import DATA_TEXT, parse_active
 from suite import Case, Fail, fail_unless
@@ -120,10 +121,10 @@ def active_third_party(family, line_fmt, expect_verb):
         told = sent_to_server(s, expect_verb)
         fail_unless(told, "the server was not sent any %s line: %r" % (expect_verb, s.received))
         where = parse_active(told[-1] + b"\n")
-        proxy = labmod.addr(family, "gw-wan")
-        fail_unless(where and where[0] == proxy and in_pports(where[1]),
-                    "server told %r, expected the proxy %s and a port in 49152..65534"
-                    % (told[-1], proxy))
+        proxies = pinwatch.gateway_wan(family)
+        fail_unless(where and where[0] in proxies and in_pports(where[1]),
+                    "server told %r, expected the proxy (%s) and a port in 49152..65534"
+                    % (told[-1], " or ".join(proxies)))
         t.say("server was told %r" % told[-1].strip())
         reply = c.command(b"LIST")
         peer, data = accept_data(listener, 10)
@@ -239,13 +240,13 @@ def port_burst(count):
         fail_unless(not bad, "%d PORT replies not 200, e.g. %r" % (len(bad), bad[:2]))
         told = sent_to_server(s, b"PORT")
         fail_unless(len(told) == count, "server got %d PORT lines, not %d" % (len(told), count))
-        proxy = labmod.addr(4, "gw-wan")
-        wrong = [l for l in told if not (parse_active(l + b"\n") or ("", 0))[0] == proxy]
+        proxies = pinwatch.gateway_wan(4)
+        wrong = [l for l in told if (parse_active(l + b"\n") or ("", 0))[0] not in proxies]
         fail_unless(not wrong, "PORT lines not naming the proxy: %r" % wrong[:2])
         survives(t, c)
         w = t.watches[4]
         w.settle()
-        added = w.count_added(t.since)
+        added = w.count_added(t.since, distinct=False)   # random ports may repeat
         most = w.max_sampled(t.since)
         fail_unless(added == count, "%d pinholes installed for %d PORT commands" % (added, count))
         fail_unless(most <= 3, "the table held %d elements at once (one pinhole is 3)" % most)
@@ -425,7 +426,7 @@ def passive_lie(reply_fmt, family=4):
         data = c.connect_data(pport, timeout=5)
         fail_unless(data == DATA_TEXT, "data connection: %r" % (data[:80],))
         s_peer = box.get("peer")
-        fail_unless(s_peer and s_peer[0] == labmod.addr(4, "gw-wan"),
+        fail_unless(s_peer and s_peer[0] in pinwatch.gateway_wan(4),
                     "the server saw the data connection from %s" % (s_peer,))
         t.say("data connection reached the real server (from the proxy %s)" % s_peer[0])
         survives(t, c)

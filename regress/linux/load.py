@@ -20,6 +20,7 @@ import threading
 import time
 
 import checks
+import daemonlog
 import lab as labmod
 import nsnet
 import procstat
@@ -158,12 +159,14 @@ def concurrent(n):
             try:
                 crowd.logged_in.wait(180)
             except threading.BrokenBarrierError:
-                raise Fail("not all %d sessions logged in: %s" % (n, crowd.failures()[:3]))
+                raise Fail("not all %d sessions logged in: %s; daemon: %s" % (
+                    n, crowd.failures()[:2], daemonlog.problems(t.daemons[4].log_path)))
             logged = time.monotonic() - start
             try:
                 crowd.transferred.wait(180)
             except threading.BrokenBarrierError:
-                raise Fail("transfers did not all finish: %s" % crowd.failures()[:3])
+                raise Fail("transfers did not all finish: %s; daemon: %s" % (
+                    crowd.failures()[:2], daemonlog.problems(t.daemons[4].log_path)))
             took = time.monotonic() - start
             bad = crowd.failures()
             fail_unless(not bad, "%d of %d transfers failed, e.g. %s" % (len(bad), n, bad[:3]))

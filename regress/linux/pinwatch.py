@@ -15,7 +15,8 @@ least 1024 (the key is the data connection's original saddr . daddr . dport):
   passive  key client . server . pport   rdr_to server . port   nat_to proxy
   active   key server . proxy . pport    rdr_to client . port   nat_to server
 
-where proxy is the gateway's WAN address and pport is in 49152..65534.
+where proxy is one of the gateway's own WAN addresses (the kernel picks the
+daemon's source address toward the server) and pport is in 49152..65534.
 """
 
 import json
@@ -60,6 +61,11 @@ def parse_items(table, set_name, items):
     return out
 
 
+def element_texts(listing, table_name="t"):
+    """The elements of a listing as sorted text, without their expiry."""
+    return sorted(repr(e) for e in listed_elements(listing, table_name))
+
+
 def listed_elements(listing, table_name):
     """Every element of a `nft -j list table` result."""
     out = []
@@ -68,20 +74,34 @@ def listed_elements(listing, table_name):
     return out
 
 
+def gateway_wan(family):
+    """The gateway's own addresses on the server side."""
+    roles = [r for r in ("gw-wan", "gw-alt") if _has_role(family, r)]
+    return tuple(labmod.addr(family, r) for r in roles)
+
+
+def _has_role(family, role):
+    try:
+        labmod.addr(family, role)
+        return True
+    except KeyError:
+        return False
+
+
 def violation(e, family):
     """Why element e is not an allowed pinhole, or None."""
     client = labmod.addr(family, "client")
     server = labmod.addr(family, "server")
-    proxy = labmod.addr(family, "gw-wan")
+    proxies = gateway_wan(family)
     if len(e.key) != 3:
         return "key is not saddr . daddr . dport"
     saddr, daddr, pport = e.key
     if not isinstance(pport, int) or pport not in PPORTS:
         return "proxy port %r outside 49152..65534" % (pport,)
     if (saddr, daddr) == (client, server):
-        mode, target, source = "passive", server, proxy
-    elif (saddr, daddr) == (server, proxy):
-        mode, target, source = "active", client, server
+        mode, target, source = "passive", server, proxies
+    elif saddr == server and daddr in proxies:
+        mode, target, source = "active", client, (server,)
     else:
         return "key names %s -> %s, not client -> server nor server -> proxy" % (saddr, daddr)
     if e.set == "once":
@@ -96,8 +116,8 @@ def violation(e, family):
             return "redirect to port %r, below %d" % (port, MIN_DATA_PORT)
         return None
     if e.set in ("nat_to", "nat_to_20"):
-        if e.value != source:
-            return "%s source address %r, not %s" % (mode, e.value, source)
+        if e.value not in source:
+            return "%s source address %r, not %s" % (mode, e.value, " or ".join(source))
         if e.set == "nat_to_20" and mode != "active":
             return "port-20 source on a passive pinhole"
         return None
@@ -201,10 +221,13 @@ class Watch:
                 bad.append("%s (%s)" % (text, r))
         return bad
 
-    def count_added(self, since, set_name="once"):
-        """Pinholes added since `since` (one `once` element each)."""
+    def count_added(self, since, distinct=True):
+        """Pinholes added since `since`, from their `once` elements: distinct
+        keys (the removal batch re-adds a consumed element before deleting
+        it, so one pinhole can be reported twice), or every addition."""
         self.settle()
-        return sum(1 for e in self.added_since(since) if e.set == set_name)
+        keys = [e.key for e in self.added_since(since) if e.set == "once"]
+        return len(set(keys)) if distinct else len(keys)
 
     def max_sampled(self, since):
         return max([len(es) for _, es in self.sampled_since(since)] or [0])
