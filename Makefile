@@ -14,6 +14,7 @@ build:
 # server and clients, a transfer in each mode through kernel NAT, the
 # pinholes it installed, then everything torn down. Needs root.
 demo: build
+	sh regress/linux/install-deps.sh netns
 	python3 regress/linux/demo.py
 
 # Every test: unit tests, lint, man page, OpenBSD type-check, and the
