@@ -393,13 +393,8 @@ def start_daemon(ctx, name, family=4, options=()):
                             ctx.logdir, name=name).start()
 
 
-def table_gone(ctx, d, timeout=5):
-    try:
-        procs.wait_for(lambda: checks.nft_table(ctx.lab, *d.table) is None, timeout,
-                       what="table %s %s removed" % d.table)
-        return True
-    except TimeoutError:
-        return False
+def table_gone(ctx, d):
+    return checks.wait_table_gone(ctx.lab, *d.table)
 
 
 def sigkill_leaves_nothing(ctx):

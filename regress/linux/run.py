@@ -59,7 +59,6 @@ class Runner:
         self.workdir = workdir
         self.logdir = logdir
         self.ctx = casemod.Context(lab, workdir, data_sha, logdir, args.binary)
-        self.files = {casemod.FILE_NAME: None}
         self.passed = self.failed = 0
         self.details = open(os.path.join(logdir, "details.log"), "w")
 
@@ -115,7 +114,7 @@ class Runner:
             status = d.stop()
             if status != 0:
                 problems.append("ftp-proxy -%d exited %s after SIGTERM" % (family, status))
-            if checks.nft_table(self.lab, *d.table) is not None:
+            if not checks.wait_table_gone(self.lab, *d.table):
                 problems.append("table %s %s still there after the daemon exited" % d.table)
         name = "%s/sigterm-exit-0-table-gone" % ctx.fixture.name
         self.report(name, "; ".join(problems) or None,
