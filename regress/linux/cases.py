@@ -148,8 +148,6 @@ def do_transfer(ctx, client, family, cmd, direction, timeout=20):
                          target=(host, port), timeout=timeout)
     if not r.ok:
         ctx.note(r.output[-2000:])
-        for d in ctx.daemons.values():
-            ctx.note("ftp-proxy log: " + d.log_tail(15))
         raise Fail("%s failed: %s" % (client, r.error))
     arrived = local if direction == "get" else ctx.server.uploaded(name)
     fail_unless(os.path.exists(arrived), "%s reports success but %s does not exist" % (client, arrived))

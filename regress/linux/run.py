@@ -162,12 +162,16 @@ class Runner:
         try:
             c.fn(ctx)
         except casemod.Fail as e:
-            self.report(c.name, str(e), ctx.details)
+            self.report(c.name, str(e), ctx.details + self.daemon_logs())
         except Exception as e:
             self.report(c.name, "%s: %s" % (type(e).__name__, e),
-                        ctx.details + [traceback.format_exc()])
+                        ctx.details + [traceback.format_exc()] + self.daemon_logs())
         else:
             self.report(c.name)
+
+    def daemon_logs(self):
+        return ["ftp-proxy %s log:\n%s" % (" ".join(d.options), d.log_tail(15))
+                for d in self.ctx.daemons.values()]
 
 
 class Overtime(BaseException):
