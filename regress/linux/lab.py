@@ -25,7 +25,8 @@ import procs
 CLIENT4, GATEWAY_LAN4, GATEWAY_WAN4, SERVER4 = "192.0.2.2", "192.0.2.1", "198.51.100.1", "198.51.100.2"
 CLIENT6, GATEWAY_LAN6, GATEWAY_WAN6, SERVER6 = "2001:db8:1::2", "2001:db8:1::1", "2001:db8:2::1", "2001:db8:2::2"
 # A second address on the gateway's WAN side, for -a (the source address
-# toward servers); chosen so that source address selection never prefers it.
+# toward servers); source address selection never picks it by itself (IPv4:
+# secondary address; IPv6: deprecated).
 GATEWAY_ALT4, GATEWAY_ALT6 = "198.51.100.10", "2001:db8:2::a"
 LAN_IF, WAN_IF = "lan", "wan"
 
@@ -79,7 +80,10 @@ class Lab:
         self._address(self.gateway, WAN_IF, GATEWAY_WAN4, GATEWAY_WAN6)
         self._address(self.server, "wan0", SERVER4, SERVER6)
         self.ip(self.gateway, "addr", "add", GATEWAY_ALT4 + "/24", "dev", WAN_IF)
-        self.ip(self.gateway, "addr", "add", GATEWAY_ALT6 + "/64", "dev", WAN_IF, "nodad")
+        # Deprecated (preferred_lft 0): never picked as a source address
+        # unless a socket is bound to it, which is what -a does.
+        self.ip(self.gateway, "addr", "add", GATEWAY_ALT6 + "/64", "dev", WAN_IF, "nodad",
+                "preferred_lft", "0")
         for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
             self.sysctl(self.gateway, key, 1)
         for ifname in (LAN_IF, WAN_IF):
