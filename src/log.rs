@@ -24,6 +24,22 @@ pub enum Level {
     Debug = 7,
 }
 
+impl Level {
+    /// The level for a `-D` number, 0..=7; anything above 7 is DEBUG.
+    pub fn from_number(n: u8) -> Level {
+        match n {
+            0 => Level::Emerg,
+            1 => Level::Alert,
+            2 => Level::Crit,
+            3 => Level::Err,
+            4 => Level::Warning,
+            5 => Level::Notice,
+            6 => Level::Info,
+            _ => Level::Debug,
+        }
+    }
+}
+
 static THRESHOLD: AtomicU8 = AtomicU8::new(Level::Notice as u8);
 static TO_SYSLOG: AtomicBool = AtomicBool::new(false);
 
@@ -126,6 +142,16 @@ mod tests {
     fn vis_shows_control_bytes() {
         assert_eq!(vis(b"PORT 1,2,3,4,5,6\r\n"), "PORT 1,2,3,4,5,6\\r\\n");
         assert_eq!(vis(b"a\\b\x01\xff"), "a\\\\b\\001\\377");
+    }
+
+    #[test]
+    fn levels_from_numbers() {
+        assert_eq!(Level::from_number(0), Level::Emerg);
+        assert_eq!(Level::from_number(5), Level::Notice);
+        assert_eq!(Level::from_number(7), Level::Debug);
+        for n in 0..=7 {
+            assert_eq!(Level::from_number(n) as u8, n);
+        }
     }
 
     #[test]

@@ -235,16 +235,6 @@ fn serve_config(
     fixed_server: Option<SocketAddr>,
     source_addr: Option<SocketAddr>,
 ) -> serve::Config {
-    let level = match opts.log_level {
-        0 => Level::Emerg,
-        1 => Level::Alert,
-        2 => Level::Crit,
-        3 => Level::Err,
-        4 => Level::Warning,
-        5 => Level::Notice,
-        6 => Level::Info,
-        _ => Level::Debug,
-    };
     serve::Config {
         max_sessions: opts.max_sessions as usize,
         ipv6: opts.ipv6,
@@ -257,7 +247,7 @@ fn serve_config(
                 anonymous_only: opts.anonymous_only,
                 ipv6: opts.ipv6,
                 rfc_mode: opts.rfc_mode,
-                log_level: level,
+                log_level: Level::from_number(opts.log_level),
             },
             rule_options: rule_options(opts),
         },

@@ -61,41 +61,6 @@ use crate::input::{Setup, Side};
 use crate::model::{self, ClientKind, Framer, MAX_LINE};
 use crate::ports::{FuzzPorts, FIRST, LAST};
 
-/// Every refusal, so that each 421 line can be recognised.
-pub const REFUSALS: [Refusal; 12] = [
-    Refusal::SessionLimit,
-    Refusal::ClientLine,
-    Refusal::ServerLine,
-    Refusal::BadPort,
-    Refusal::Ipv6PasvPort,
-    Refusal::Pinhole,
-    Refusal::ServerUnreachable,
-    Refusal::ServerTimeout,
-    Refusal::ClientTimeout,
-    Refusal::ServerIdle,
-    Refusal::NotRedirected,
-    Refusal::Shutdown,
-];
-
-/// Fails to compile when a refusal is added without listing it above.
-#[allow(dead_code)]
-fn every_refusal_listed(r: Refusal) {
-    match r {
-        Refusal::SessionLimit
-        | Refusal::ClientLine
-        | Refusal::ServerLine
-        | Refusal::BadPort
-        | Refusal::Ipv6PasvPort
-        | Refusal::Pinhole
-        | Refusal::ServerUnreachable
-        | Refusal::ServerTimeout
-        | Refusal::ClientTimeout
-        | Refusal::ServerIdle
-        | Refusal::NotRedirected
-        | Refusal::Shutdown => {}
-    }
-}
-
 /// Splits bytes into lines, the last one without LF if the bytes do not
 /// end with one.
 pub fn lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
@@ -137,7 +102,7 @@ impl Harness {
             server_ports: HashSet::new(),
             unanswered_pasv: 0,
             unanswered_epsv: 0,
-            refusals: REFUSALS.iter().map(|&r| refusal(r)).collect(),
+            refusals: Refusal::ALL.iter().map(|&r| refusal(r)).collect(),
         }
     }
 

@@ -52,16 +52,7 @@ pub struct Setup {
 
 /// The `-D` level for a 3-bit value.
 pub fn level(bits: u8) -> Level {
-    match bits & 7 {
-        0 => Level::Emerg,
-        1 => Level::Alert,
-        2 => Level::Crit,
-        3 => Level::Err,
-        4 => Level::Warning,
-        5 => Level::Notice,
-        6 => Level::Info,
-        _ => Level::Debug,
-    }
+    Level::from_number(bits & 7)
 }
 
 /// The engine options in the options byte.

@@ -117,6 +117,13 @@ pub struct Engine {
     ended: bool,
 }
 
+/// Which control connection bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Client,
+    Server,
+}
+
 impl Engine {
     pub fn new(config: EngineConfig, addrs: SessionAddrs) -> Engine {
         Engine {
@@ -138,19 +145,7 @@ impl Engine {
         ports: &mut dyn ProxyPorts,
         out: &mut Vec<Action>,
     ) {
-        let mut rest = bytes;
-        while !self.ended {
-            match self.client_lines.next_line(&mut rest) {
-                Ok(Some(line)) => self.client_line(&line, ports, out),
-                Ok(None) => break,
-                Err(Unclean) => self.refuse(
-                    Refusal::ClientLine,
-                    Level::Err,
-                    || "client command too long or not clean".to_owned(),
-                    out,
-                ),
-            }
-        }
+        self.input(Peer::Client, bytes, ports, out);
     }
 
     /// Bytes the server sent. Appends what to do to `out`.
@@ -160,12 +155,35 @@ impl Engine {
         ports: &mut dyn ProxyPorts,
         out: &mut Vec<Action>,
     ) {
+        self.input(Peer::Server, bytes, ports, out);
+    }
+
+    /// Frames one side's bytes into lines and handles each, until the
+    /// bytes run out or the session ends.
+    fn input(
+        &mut self,
+        peer: Peer,
+        bytes: &[u8],
+        ports: &mut dyn ProxyPorts,
+        out: &mut Vec<Action>,
+    ) {
         let mut rest = bytes;
         while !self.ended {
-            match self.server_lines.next_line(&mut rest) {
-                Ok(Some(line)) => self.server_line(&line, ports, out),
-                Ok(None) => break,
-                Err(Unclean) => self.refuse(
+            let next = match peer {
+                Peer::Client => self.client_lines.next_line(&mut rest),
+                Peer::Server => self.server_lines.next_line(&mut rest),
+            };
+            match (next, peer) {
+                (Ok(Some(line)), Peer::Client) => self.client_line(&line, ports, out),
+                (Ok(Some(line)), Peer::Server) => self.server_line(&line, ports, out),
+                (Ok(None), _) => break,
+                (Err(Unclean), Peer::Client) => self.refuse(
+                    Refusal::ClientLine,
+                    Level::Err,
+                    || "client command too long or not clean".to_owned(),
+                    out,
+                ),
+                (Err(Unclean), Peer::Server) => self.refuse(
                     Refusal::ServerLine,
                     Level::Err,
                     || "server reply too long or not clean".to_owned(),

@@ -62,6 +62,24 @@ pub enum Refusal {
     Shutdown,
 }
 
+impl Refusal {
+    /// Every refusal, for tests and fuzzers that check each 421 line.
+    pub const ALL: [Refusal; 12] = [
+        Refusal::SessionLimit,
+        Refusal::ClientLine,
+        Refusal::ServerLine,
+        Refusal::BadPort,
+        Refusal::Ipv6PasvPort,
+        Refusal::Pinhole,
+        Refusal::ServerUnreachable,
+        Refusal::ServerTimeout,
+        Refusal::ClientTimeout,
+        Refusal::ServerIdle,
+        Refusal::NotRedirected,
+        Refusal::Shutdown,
+    ];
+}
+
 /// One thing for the session driver to do. Actions are carried out in the
 /// order given; after [`Action::End`] nothing follows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,4 +99,35 @@ pub enum Action {
     /// End the session. Any 421 line for the client has already been given
     /// as a [`Action::ToClient`] before it.
     End,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Refusal;
+
+    /// Where a refusal stands in [`Refusal::ALL`]; the match stops
+    /// compiling when a refusal is added, so `ALL` is updated with it.
+    fn position(r: Refusal) -> usize {
+        match r {
+            Refusal::SessionLimit => 0,
+            Refusal::ClientLine => 1,
+            Refusal::ServerLine => 2,
+            Refusal::BadPort => 3,
+            Refusal::Ipv6PasvPort => 4,
+            Refusal::Pinhole => 5,
+            Refusal::ServerUnreachable => 6,
+            Refusal::ServerTimeout => 7,
+            Refusal::ClientTimeout => 8,
+            Refusal::ServerIdle => 9,
+            Refusal::NotRedirected => 10,
+            Refusal::Shutdown => 11,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_refusal_once() {
+        for (i, r) in Refusal::ALL.iter().enumerate() {
+            assert_eq!(position(*r), i);
+        }
+    }
 }

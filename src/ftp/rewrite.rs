@@ -139,21 +139,7 @@ mod tests {
 
     #[test]
     fn every_refusal_is_one_421_line() {
-        let all = [
-            Refusal::SessionLimit,
-            Refusal::ClientLine,
-            Refusal::ServerLine,
-            Refusal::BadPort,
-            Refusal::Ipv6PasvPort,
-            Refusal::Pinhole,
-            Refusal::ServerUnreachable,
-            Refusal::ServerTimeout,
-            Refusal::ClientTimeout,
-            Refusal::ServerIdle,
-            Refusal::NotRedirected,
-            Refusal::Shutdown,
-        ];
-        for why in all {
+        for why in Refusal::ALL {
             let line = refusal(why);
             assert!(line.starts_with(b"421 "), "{why:?}");
             assert!(line.ends_with(b".\r\n"), "{why:?}");
