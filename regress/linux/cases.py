@@ -562,6 +562,8 @@ def all_cases(kind, server_names):
     for signame in ("SIGTERM", "SIGINT", "SIGHUP"):
         cases.append(Case("daemon/%s-ends-sessions-421" % signame, "manual", first,
                           signal_ends_sessions(signame)))
+    import sandbox_cases   # here: it imports this module
+    cases += sandbox_cases.all_cases(first)
     for server in server_names:
         for client, family, cmd in (("explicit", 4, "PASV"), ("explicit", 4, "PORT"),
                                     ("lftp", 4, "PASV"), ("curl", 4, "EPRT"),
