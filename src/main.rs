@@ -173,8 +173,20 @@ fn bind_listener(opts: &Options) -> TcpListener {
     }
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)
         .unwrap_or_else(|e| fatal(format_args!("setsockopt failed: {e}")));
-    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))
-        .unwrap_or_else(|e| fatal(format_args!("bind failed: {e}")));
+    if let Err(e) = socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        let hint = match e {
+            nix::errno::Errno::EADDRINUSE => {
+                "; another program listens there: stop it or choose -b/-p"
+            }
+            nix::errno::Errno::EADDRNOTAVAIL => "; -b must be an address of this host",
+            _ => "",
+        };
+        fatal(format_args!(
+            "bind failed: {e} ({} port {}){hint}",
+            addr.ip(),
+            addr.port()
+        ));
+    }
     socket::listen(&fd, Backlog::new(10).expect("10 is a valid backlog"))
         .unwrap_or_else(|e| fatal(format_args!("listen failed: {e}")));
     TcpListener::from(fd)
