@@ -312,6 +312,8 @@ impl Server {
             self.config.max_sessions,
             &mut ctx,
         ) else {
+            // Forget what the filter noted for it (the client's rdomain).
+            let _ = ctx.filter.close(id);
             self.free.push(slot);
             return;
         };

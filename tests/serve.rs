@@ -291,10 +291,16 @@ fn server_that_never_speaks_times_out_with_421() {
 }
 
 #[test]
-fn unreachable_server_gets_421() {
-    let proxy = Proxy::start(config(Some(closed_port())), Recorder::default());
+fn unreachable_server_gets_421_and_the_filter_forgets_the_session() {
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(Some(closed_port())), filter.clone());
     let rest = proxy.connect().rest();
     assert!(rest.starts_with("421 "), "{rest:?}");
+    // What a backend noted at accept (OpenBSD: the client's rdomain) is
+    // released even though the session never started.
+    filter.wait_for("the session to be closed in the filter", |r| {
+        r.closed == [1]
+    });
     proxy.stop();
 }
 
