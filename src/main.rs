@@ -187,7 +187,9 @@ fn bind_listener(opts: &Options) -> TcpListener {
             addr.port()
         ));
     }
-    socket::listen(&fd, Backlog::new(10).expect("10 is a valid backlog"))
+    // The original's backlog of 10 drops connections when many clients
+    // arrive at once; the system's maximum (net.core.somaxconn) does not.
+    socket::listen(&fd, Backlog::MAXCONN)
         .unwrap_or_else(|e| fatal(format_args!("listen failed: {e}")));
     TcpListener::from(fd)
 }

@@ -200,6 +200,10 @@ impl Session {
         );
         for stream in [&client, &server] {
             let _ = socket::setsockopt(stream, sockopt::KeepAlive, &true);
+            // Every write is one or more whole lines. With Nagle, a reply
+            // forwarded right after another (150 then 226) would wait for
+            // the peer's delayed ACK, some 40 ms per transfer.
+            let _ = stream.set_nodelay(true);
         }
         let client_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
         Some(Session {
