@@ -68,7 +68,7 @@ def cmd_sessions(a):
         try:
             durations.append(small_session(a.host, a.port, a.passive, a.file))
         except (OSError, ftplib.Error, EOFError) as e:
-            errors.append(str(e)[:200])
+            errors.append(("%s: %s" % (type(e).__name__, e))[:200])
             if len(errors) >= 5:
                 break
     elapsed = time.perf_counter() - t0
@@ -96,7 +96,7 @@ def cmd_concurrent(a):
             durations[i] = small_session(a.host, a.port, a.passive, a.file)
         except (OSError, ftplib.Error, EOFError) as e:
             with lock:
-                errors.append(str(e)[:200])
+                errors.append(("%s: %s" % (type(e).__name__, e))[:200])
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(n)]
     for t in threads:
@@ -121,6 +121,13 @@ def cmd_noop(a):
     ftp = login(a.host, a.port, True)
     samples = []
     try:
+        try:
+            ftp.voidcmd("NOOP")
+        except ftplib.error_perm as e:
+            # proftpd's mod_proxy answers NOOP itself (530 after a proxied
+            # login): no round trip to the server to measure.
+            emit({"refused": str(e)[:200], "samples_us": []})
+            return
         for _ in range(min(20, a.count)):
             ftp.voidcmd("NOOP")
         deadline = time.perf_counter() + a.max_seconds
@@ -142,7 +149,7 @@ def cmd_hold(a):
         try:
             held.append(login(a.host, a.port, True))
         except (OSError, ftplib.Error, EOFError) as e:
-            errors.append(str(e)[:200])
+            errors.append(("%s: %s" % (type(e).__name__, e))[:200])
             if len(errors) >= 5:
                 break
     emit({"state": "READY", "held": len(held), "errors": len(errors), "first_error": errors[:1]})
