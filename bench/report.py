@@ -6,6 +6,7 @@ sessions per second, PASV and PORT side by side for each set-up.
 """
 
 import html
+import math
 
 from results import BASELINE
 
@@ -64,7 +65,7 @@ def _chart(x0, y0, w, h, title, unit, groups):
     """groups: [(label, {"PASV": v, "PORT": v})]; returns SVG elements."""
     out = ['<text x="%d" y="%d" font-size="14" font-weight="bold">%s</text>'
            % (x0, y0 - 10, html.escape(title))]
-    top = max([v for _, vals in groups for v in vals.values() if v] + [1])
+    top = _nice(max([v for _, vals in groups for v in vals.values() if v] + [1]))
     plot_h = h - 60
     base_y = y0 + plot_h
     out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="#333"/>'
@@ -97,7 +98,19 @@ def _chart(x0, y0, w, h, title, unit, groups):
     return out
 
 
+def _nice(v):
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at least v: round
+    gridline labels."""
+    scale = 10 ** math.floor(math.log10(v))
+    for step in (1, 2, 2.5, 5, 10):
+        if step * scale >= v:
+            return step * scale
+    return 10 * scale
+
+
 def _short(v):
+    if v == 0:
+        return "0"
     if v >= 100:
         return "%.0f" % v
     if v >= 10:
@@ -118,7 +131,7 @@ def svg(results, size_label, subtitle):
             ses.append((s, k))
     width, chart_h = 860, 300
     body = ['<rect width="100%" height="100%" fill="white"/>',
-            '<text x="20" y="24" font-size="13">%s</text>' % html.escape(subtitle)]
+            _wrapped(20, 20, subtitle, 110)]
     body += _chart(80, 70, width - 120, chart_h, "%s download throughput" % size_label,
                    "MB/s", thr)
     body += _chart(80, 70 + chart_h + 60, width - 120, chart_h,
@@ -135,6 +148,21 @@ def svg(results, size_label, subtitle):
     return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
             'viewBox="0 0 %d %d" font-family="sans-serif">\n%s\n</svg>\n'
             % (width, height, width, height, "\n".join(body)))
+
+
+def _wrapped(x, y, text, width):
+    """text in lines of at most width characters (SVG has no wrapping)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = (line + " " + word).strip()
+    lines.append(line)
+    spans = "".join('<tspan x="%d" dy="%d">%s</tspan>' % (x, 0 if i == 0 else 15, html.escape(l))
+                    for i, l in enumerate(lines))
+    return '<text x="%d" y="%d" font-size="12">%s</text>' % (x, y, spans)
 
 
 def _median(results, setup, metric):
