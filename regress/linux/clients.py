@@ -196,11 +196,7 @@ class Interactive:
         self.popen.stdin.flush()
 
     def finish(self, timeout=30):
-        """Close stdin, read the final JSON, wait for the exit."""
-        try:
-            self.popen.stdin.close()
-        except OSError:
-            pass
+        """Close stdin (communicate does), read the final JSON, wait for the exit."""
         rest = getattr(self, "_rest", b"")
         try:
             out, _ = self.popen.communicate(timeout=timeout)

@@ -28,14 +28,14 @@ def default_binary():
 
 class Daemon:
     def __init__(self, lab, family=4, port=labmod.PROXY_PORT, options=(), binary=None,
-                 logdir="."):
+                 logdir=".", name="ftp-proxy"):
         self.lab = lab
         self.family = family
         self.port = port
         self.options = list(options)
         self.binary = binary or default_binary()
         self.listen = labmod.addr(family, "gw-lan")
-        self.log_path = os.path.join(logdir, "ftp-proxy-%d-%d.log" % (family, port))
+        self.log_path = os.path.join(logdir, "%s-%d-%d.log" % (name, family, port))
         self.proc = None
 
     def argv(self):

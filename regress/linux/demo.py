@@ -49,20 +49,17 @@ def nft_text(lab, table):
 
 
 def pinhole_lines(text):
-    """The element lines of a listed table: the pinholes."""
-    keep = []
-    inside = False
+    """One line per set or map of a listed table, with its elements: the pinholes."""
+    out = []
     for line in text.splitlines():
         s = line.strip()
-        if s.startswith("elements ="):
-            inside = True
-        if inside:
-            keep.append(s)
-            if s.endswith("}"):
-                inside = False
-        elif s.startswith(("set ", "map ")):
-            keep.append(s.rstrip("{").strip() + ":")
-    return "\n".join(keep) or "(no elements)"
+        if s.startswith(("set ", "map ")):
+            out.append([s.rstrip("{").strip(), "(empty)"])
+        elif s.startswith("elements =") and out:
+            out[-1][1] = s[len("elements ="):].strip()
+        elif out and out[-1][1] != "(empty)" and not out[-1][1].endswith("}"):
+            out[-1][1] += " " + s
+    return "\n".join("%-18s %s" % (name + ":", elems) for name, elems in out)
 
 
 def one_transfer(lab, d, family, cmd, workdir, data_sha):
@@ -160,6 +157,11 @@ def main():
             daemons.append(d)
         print("  its own (empty) table while no data connection is pending:")
         show(nft_text(lab, daemons[0].table), indent="      ")
+
+        print("  A pinhole is one element in each set/map, keyed by the data connection the\n"
+              "  peer was told to open (source . destination . port): its first SYN consumes\n"
+              "  the 'once' element and gets the conntrack mark, 'rdr_to' says where it really\n"
+              "  goes, 'nat_to' the source address it gets there (nat_to_20: from port 20, -r).")
 
         d4, d6 = daemons
         for family, cmd, d in ((4, "PASV", d4), (4, "EPSV", d4), (4, "PORT", d4), (4, "EPRT", d4),

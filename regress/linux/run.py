@@ -99,7 +99,8 @@ class Runner:
             return
         self.lab.set_accept_mark(fixture.accept_mark)
         for family, port, options in fixture.daemons:
-            d = daemonmod.Daemon(self.lab, family, port, options, self.args.binary, self.logdir)
+            d = daemonmod.Daemon(self.lab, family, port, options, self.args.binary, self.logdir,
+                                 name="ftp-proxy-" + fixture.name)
             ctx.daemons[family] = d
             d.start()
 
