@@ -42,7 +42,10 @@ unpack() {	# package file-it-must-provide
 	[ -e "$PKGS/root/$provides" ] && return 0
 	mkdir -p "$PKGS/root"
 	say "apt-get download $pkg, unpacked into $PKGS/root"
+	# A fresh machine may have no package lists yet: update once, retry.
 	(cd "$PKGS" && rm -f "$pkg"_*.deb && timeout 300 apt-get download -qq "$pkg" 2>/dev/null) ||
+		{ timeout 300 apt-get update -qq >/dev/null 2>&1 &&
+		  (cd "$PKGS" && timeout 300 apt-get download -qq "$pkg" 2>/dev/null); } ||
 		{ say "cannot download $pkg"; return 1; }
 	deb=$(ls "$PKGS/$pkg"_*.deb)
 	want=$(missing $(libs_of "$deb"))

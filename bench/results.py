@@ -44,10 +44,22 @@ class Results:
         self.notes = []
 
     def add(self, setup, metric, values, fmt="%.1f", ratio=True):
-        """Record the per-run values of metric for setup (empty: not added)."""
+        """Record per-run values of metric for setup; values of later passes
+        join the same row (empty: nothing added)."""
         values = [v for v in values if v is not None]
-        if values:
+        if not values:
+            return
+        row = self.get(setup, metric)
+        if row is None:
             self.rows.append(Row(setup, metric, values, fmt, ratio))
+        else:
+            row.values.extend(values)
+
+    def sort(self, setup_order):
+        """Rows grouped by set-up in setup_order; within a set-up, in the
+        order they were first measured (the sort is stable)."""
+        rank = {s: i for i, s in enumerate(setup_order)}
+        self.rows.sort(key=lambda r: rank.get(r.setup, len(rank)))
 
     def note(self, text):
         self.notes.append(text)
