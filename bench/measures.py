@@ -206,13 +206,16 @@ def idle_memory(ctx):
     acct = ctx.setup.account
     single = ctx.setup.name == "ftp-proxy"
     for n in ctx.cfg.idle_sessions:
-        values = []
         for _ in range(ctx.cfg.memory_rounds):
-            values.append(_held_memory(ctx, n, acct, single))
-        if single:
-            ctx.add("RSS, %d idle sessions (MiB)" % n, values, "%.2f", ratio=False)
-        else:
-            ctx.add("PSS sum, %d idle sessions (MiB)" % n, values, "%.2f", ratio=False)
+            mib, held, state = _held_memory(ctx, n, acct, single)
+            if held != n:
+                # Still worth a figure (a proxy that stops one short of its
+                # limit is measured at what it held), but as a failure.
+                ctx.results.note("%s%s: only %d of %d idle sessions could be held: %s" % (
+                    "failed: " if single else "relay failed: ", ctx.setup.title, held, n,
+                    state.get("first_error")))
+            ctx.add("%s, %d idle sessions (MiB)" % ("RSS" if single else "PSS sum", held),
+                    [mib], "%.2f", ratio=False)
 
 
 def _held_memory(ctx, n, acct, single):
@@ -224,7 +227,7 @@ def _held_memory(ctx, n, acct, single):
     try:
         line = _read_line(holder.popen.stdout, 120)
         state = json.loads(line) if line else {}
-        if state.get("state") != "READY" or state.get("held") != n:
+        if state.get("state") != "READY" or not state.get("held", 0) and n:
             raise Fail("holding %d idle sessions: %s" % (n, line.strip() or "no answer"))
         time.sleep(0.5)   # let the proxy finish its side of the last logins
         if single:
@@ -233,7 +236,7 @@ def _held_memory(ctx, n, acct, single):
             kib = sum(accounting.pss_kib(p) for p in acct.pids())
         holder.popen.stdin.close()
         _read_line(holder.popen.stdout, 60)
-        return kib / 1024.0
+        return kib / 1024.0, state.get("held", 0), state
     finally:
         holder.stop(timeout=10)
         time.sleep(0.5)   # sessions' processes exit before the next round
