@@ -17,6 +17,7 @@ bench/results/<date>.md and .svg and updates bench/README.md.
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shutil
@@ -316,10 +317,17 @@ def output(args, cfg, results, elapsed):
     page = report.markdown(results, desc, targets, title, svg_name, elapsed)
     with open(os.path.join(out, stem + ".md"), "w") as f:
         f.write(page)
+    # Every per-run value, for anyone who wants other statistics than these.
+    with open(os.path.join(out, stem + ".json"), "w") as f:
+        json.dump({"title": title, "machine": desc, "elapsed_s": round(elapsed, 1),
+                   "rows": [{"setup": r.setup, "metric": r.metric, "values": r.values}
+                            for r in results.rows],
+                   "notes": results.notes}, f, indent=1)
     if not cfg.quick and not args.out and not args.only:
         readme_update(stem, results, desc, targets, title)
+        top_readme_update(stem, results, cfg, desc)
     say("")
-    say("# results: %s/%s.md and .svg" % (out, stem))
+    say("# results: %s/%s.md, .svg and .json" % (out, stem))
     say("# %.0f s" % elapsed)
     broken = [n for n in results.notes if n.startswith("failed") or "stopped" in n]
     return 1 if broken else 0
@@ -342,6 +350,28 @@ def readme_update(stem, results, desc, targets, title):
                          report.markdown_table(results), "", "Targets:", ""] +
                         ["- " + t for t in targets] +
                         ["", "Full page: [results/%s.md](results/%s.md)" % (stem, stem), "", END])
+    head, rest = text.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    with open(path, "w") as f:
+        f.write(head + section + tail)
+
+
+def top_readme_update(stem, results, cfg, desc):
+    """The top-level README's Benchmarks section: the compact table and the
+    plot, between the same markers; the full table is in bench/README.md."""
+    path = os.path.join(REPO, "README.md")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        return
+    section = "\n".join([BEGIN, "",
+                         report.summary_table(results, cfg.size_label), "",
+                         "![throughput and sessions per second](bench/results/%s.svg)" % stem,
+                         "", "Measured %s. %s Every figure, the targets and how each is "
+                         "measured: [bench/README.md](bench/README.md)." % (stem, desc),
+                         "", END])
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     with open(path, "w") as f:

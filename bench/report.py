@@ -182,3 +182,20 @@ def added_latency(results):
             if row and base:
                 out.append((setup, q, row.median - base.median))
     return out
+
+
+def summary_table(results, size_label):
+    """The top-level README's compact table: one line per set-up."""
+    lines = ["| set-up | %s MB/s PASV / PORT | proxy CPU s per transfer PASV / PORT | "
+             "small sessions/s PASV / PORT |" % size_label, "|---|---|---|---|"]
+
+    def pair(setup, metric, fmt):
+        vals = [results.get(setup, metric % m) for m in ("PASV", "PORT")]
+        return " / ".join(fmt % r.median if r else "—" for r in vals)
+    for setup in results.setups():
+        lines.append("| %s | %s | %s | %s |" % (
+            setup,
+            pair(setup, size_label + " download %s (MB/s)", "%.0f"),
+            pair(setup, "proxy CPU, " + size_label + " download %s (s)", "%.4f"),
+            pair(setup, "small sessions/s %s", "%.1f")))
+    return "\n".join(lines)
