@@ -90,6 +90,7 @@ def parse_args():
     p.add_argument("--no-build", action="store_true", help="do not run cargo build")
     p.add_argument("--out", help="directory for the .md and .svg (default: bench/results "
                                  "for a full run, a temporary directory for --quick)")
+    p.add_argument("--passes", type=int, help="passes over all set-ups (default 5, quick 1)")
     p.add_argument("--binary", help="the ftp-proxy to measure (default: the release build)")
     p.add_argument("--only", help="comma-separated set-up names (direct, helper, ftp-proxy, "
                                   "suse, proftpd-proxy)")
@@ -125,11 +126,13 @@ LOAD_AT_START = []
 
 def note_mtu(lab):
     """The client's link MTU, read from the first lab (veth's default is
-    1500, as on most Ethernet; the figures depend on it)."""
+    1500, as on most Ethernet; the figures depend on it). Through ip(8):
+    nsenter does not remount /sys, so /sys/class/net shows the host's."""
     if "lan0" not in MTU:
-        cp = procs.run(["cat", "/sys/class/net/lan0/mtu"], ns=lab.client, check=False)
-        if cp.returncode == 0:
-            MTU["lan0"] = cp.stdout.strip()
+        cp = procs.run(["ip", "-o", "link", "show", "lan0"], ns=lab.client, check=False)
+        fields = cp.stdout.split()
+        if cp.returncode == 0 and "mtu" in fields:
+            MTU["lan0"] = fields[fields.index("mtu") + 1]
 
 
 def machine():
@@ -227,6 +230,8 @@ def run_setup(setup, cfg, results, workdir, big, example, pass_no, broken):
 def main():
     args = parse_args()
     cfg = Config(args.quick)
+    if args.passes:
+        cfg.passes = max(1, min(args.passes, 20))
     if os.geteuid() != 0:
         print("bench.py: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
@@ -329,6 +334,8 @@ def output(args, cfg, results, elapsed):
     say("")
     say("# results: %s/%s.md, .svg and .json" % (out, stem))
     say("# %.0f s" % elapsed)
+    # Only a measurement that could not be made fails the run; what the
+    # figures say about the daemon (a shortfall, a missed target) does not.
     broken = [n for n in results.notes if n.startswith("failed") or "stopped" in n]
     return 1 if broken else 0
 

@@ -170,8 +170,8 @@ def concurrent(ctx, n, server_pid):
             raise Fail("%d concurrent sessions: %d done, %d failed, %d unfinished; first: %s"
                        % (n, r["done"], r["errors"], r["unfinished"], r["first_error"]))
         if r["errors"]:
-            ctx.results.note("%s, %d concurrent: %d sessions failed, first: %s" % (
-                ctx.setup.title, n, r["errors"], r["first_error"][0]))
+            ctx.results.note("finding: %s, %d concurrent: sessions failed, first: %s" % (
+                ctx.setup.title, n, r["first_error"][0]))
         walls.append(r["wall"])
         slow.append(r["over_1s"])
         failed.append(r["errors"])
@@ -219,9 +219,8 @@ def idle_memory(ctx):
             if held != n:
                 # Still worth a figure (a proxy that stops one short of its
                 # limit is measured at what it held), but as a failure.
-                ctx.results.note("%s%s: only %d of %d idle sessions could be held: %s" % (
-                    "failed: " if single else "relay failed: ", ctx.setup.title, held, n,
-                    state.get("first_error")))
+                ctx.results.note("finding: %s: only %d of %d idle sessions could be held: %s"
+                                 % (ctx.setup.title, held, n, state.get("first_error")))
             ctx.add("%s, %d idle sessions (MiB)" % ("RSS" if single else "PSS sum", held),
                     [mib], "%.2f", ratio=False)
 

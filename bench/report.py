@@ -130,13 +130,14 @@ def svg(results, size_label, subtitle):
         if any(v is not None for v in k.values()):
             ses.append((s, k))
     width, chart_h = 860, 300
-    body = ['<rect width="100%" height="100%" fill="white"/>',
-            _wrapped(20, 20, subtitle, 110)]
-    body += _chart(80, 70, width - 120, chart_h, "%s download throughput" % size_label,
+    heading, nlines = _wrapped(20, 20, subtitle, 110)
+    top = 20 + 15 * nlines + 35
+    body = ['<rect width="100%" height="100%" fill="white"/>', heading]
+    body += _chart(80, top, width - 120, chart_h, "%s download throughput" % size_label,
                    "MB/s", thr)
-    body += _chart(80, 70 + chart_h + 60, width - 120, chart_h,
+    body += _chart(80, top + chart_h + 60, width - 120, chart_h,
                    "small sessions per second (sequential)", "sessions/s", ses)
-    legend_y = 70 + 2 * chart_h + 90
+    legend_y = top + 2 * chart_h + 90
     for i, mode in enumerate(("PASV", "PORT")):
         x = 80 + i * 120
         body.append('<rect x="%d" y="%d" width="12" height="12" fill="%s"/>'
@@ -162,7 +163,7 @@ def _wrapped(x, y, text, width):
     lines.append(line)
     spans = "".join('<tspan x="%d" dy="%d">%s</tspan>' % (x, 0 if i == 0 else 15, html.escape(l))
                     for i, l in enumerate(lines))
-    return '<text x="%d" y="%d" font-size="12">%s</text>' % (x, y, spans)
+    return '<text x="%d" y="%d" font-size="12">%s</text>' % (x, y, spans), len(lines)
 
 
 def _median(results, setup, metric):

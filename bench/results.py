@@ -62,7 +62,9 @@ class Results:
         self.rows.sort(key=lambda r: rank.get(r.setup, len(rank)))
 
     def note(self, text):
-        self.notes.append(text)
+        """A note, once: the same finding in every pass is said once."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def get(self, setup, metric):
         for row in self.rows:
