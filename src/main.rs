@@ -164,6 +164,13 @@ fn bind_listener(opts: &Options) -> TcpListener {
     };
     let fd: OwnedFd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)
         .unwrap_or_else(|_| fatal("socket failed"));
+    if opts.ipv6 {
+        // OpenBSD has no IPv4-mapped addresses; on Linux an IPv6 listener
+        // would also take IPv4 clients as ::ffff:a.b.c.d, whose pinholes an
+        // ip6 table can never match.
+        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)
+            .unwrap_or_else(|e| fatal(format_args!("setsockopt failed: {e}")));
+    }
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true)
         .unwrap_or_else(|e| fatal(format_args!("setsockopt failed: {e}")));
     socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))

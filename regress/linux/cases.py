@@ -17,10 +17,13 @@ Every transfer case checks, on top of the client's own success:
 
 import json
 import os
+import signal
 
 import checks
 import clients
+import daemon as daemonmod
 import lab as labmod
+import procs
 import servers
 
 FILE_NAME = "data.bin"
@@ -65,6 +68,11 @@ FIXTURES = {f.name: f for f in [
     Fixture("tag", [(4, P, ["-T", str(TAG)]), (6, P, ["-T", str(TAG)])], accept_mark=TAG),
     Fixture("reverse", [(4, 2121, ["-R", labmod.SERVER4]), (6, 2121, ["-R", labmod.SERVER6])],
             reverse_port=2121),
+    Fixture("source-address", [(4, P, ["-a", labmod.GATEWAY_ALT4]),
+                               (6, P, ["-a", labmod.GATEWAY_ALT6])]),
+    Fixture("queue", [(4, P, ["-q", "1:10"])]),
+    # Cases that start, signal and kill daemons themselves.
+    Fixture("manual"),
 ]}
 FIXTURE_ORDER = list(FIXTURES)
 
@@ -77,9 +85,11 @@ class Case:
 class Context:
     """What a case can use: the lab, the running server and daemons, files."""
 
-    def __init__(self, lab, workdir, data_sha):
+    def __init__(self, lab, workdir, data_sha, logdir=None, binary=None):
         self.lab = lab
         self.workdir = workdir
+        self.logdir = logdir or workdir
+        self.binary = binary
         self.data_sha = data_sha
         self.upload_src = os.path.join(workdir, "upload-src.bin")
         self.server = None
@@ -138,8 +148,6 @@ def do_transfer(ctx, client, family, cmd, direction, timeout=20):
                          target=(host, port), timeout=timeout)
     if not r.ok:
         ctx.note(r.output[-2000:])
-        for d in ctx.daemons.values():
-            ctx.note("ftp-proxy log: " + d.log_tail(15))
         raise Fail("%s failed: %s" % (client, r.error))
     arrived = local if direction == "get" else ctx.server.uploaded(name)
     fail_unless(os.path.exists(arrived), "%s reports success but %s does not exist" % (client, arrived))
@@ -184,10 +192,11 @@ def matrix(fixture, server_names, client_names=clients.ALL):
 
 # -- pinholes in the kernel ----------------------------------------------------
 
-def pinhole_visible(family, cmd):
+def pinhole_visible(family, cmd, also=(), absent=()):
     """Pause the client right after the data command's reply: the daemon's
     table must then hold the pinhole (elements naming the client's and the
-    server's addresses, with a timeout); after the transfer and QUIT, none."""
+    server's addresses, and any address in also but none in absent, with a
+    timeout); after the transfer and QUIT, none."""
     def fn(ctx):
         host, port = ctx.target(family)
         daemon = ctx.daemons[family]
@@ -204,10 +213,15 @@ def pinhole_visible(family, cmd):
             ctx.note("pinholes while negotiated: " + text)
             fail_unless(checks.pinhole_count(table) > 0,
                         "no element in any set/map of %s %s after %s" % (daemon.table + (cmd,)))
-            for who in ("client", "server"):
-                want = labmod.addr(family, who)
+            wanted = [(who, labmod.addr(family, who)) for who in ("client", "server")]
+            for want in also:
+                wanted.append(("address", want))
+            for who, want in wanted:
                 fail_unless(want in text, "no pinhole element mentions the %s %s: %s"
                             % (who, want, text))
+            for unwanted in absent:
+                fail_unless('"%s"' % unwanted not in text,
+                            "a pinhole element mentions %s: %s" % (unwanted, text))
             for name, s in checks.sets(table).items():
                 for e in s.get("elem", []):
                     text_e = json.dumps(e)
@@ -373,6 +387,122 @@ def no_port20_by_default(ctx):
                 "data connection from port 20 without -r: %s" % (r.data_peer,))
 
 
+# -- daemons started by the case itself ----------------------------------------
+
+def start_daemon(ctx, name, family=4, options=()):
+    return daemonmod.Daemon(ctx.lab, family, labmod.PROXY_PORT, options, ctx.binary,
+                            ctx.logdir, name=name).start()
+
+
+def table_gone(ctx, d):
+    return checks.wait_table_gone(ctx.lab, *d.table)
+
+
+def sigkill_leaves_nothing(ctx):
+    """A daemon killed with SIGKILL while a pinhole is open leaves no table
+    (and so no pinhole) behind."""
+    d = start_daemon(ctx, "sigkill")
+    c = None
+    try:
+        host, port = ctx.target(4)
+        c = clients.Interactive(ctx.lab, "transfer", host, port, flavour="explicit", cmd="PASV",
+                                pause=True, direction="get", remote=FILE_NAME,
+                                local=os.path.join(ctx.workdir, ctx.unique("killed")), timeout=5)
+        state = c.read_json(30)
+        fail_unless(state.get("state") == "READY", "client did not negotiate: %s" % state)
+        table = checks.nft_table(ctx.lab, *d.table)
+        fail_unless(checks.pinhole_count(table or []) > 0, "no pinhole before the kill")
+        os.kill(d.pid, signal.SIGKILL)
+        d.proc.popen.wait(10)
+        fail_unless(table_gone(ctx, d), "table %s %s still there after SIGKILL: %s"
+                    % (d.table + (checks.describe(checks.nft_table(ctx.lab, *d.table)),)))
+    finally:
+        if c:
+            c.kill()
+        d.stop()
+
+
+def stale_table_replaced(ctx):
+    """A table left by a dead instance is replaced at start-up."""
+    family, name = ("ip", "ftp-proxy-%d" % labmod.PROXY_PORT)
+    ctx.lab.nft("add table %s %s\nadd set %s %s stale { type ipv4_addr; }\n"
+                "add element %s %s stale { 192.0.2.99 }\n"
+                % (family, name, family, name, family, name))
+    d = start_daemon(ctx, "stale")
+    try:
+        table = checks.nft_table(ctx.lab, family, name)
+        fail_unless("stale" not in checks.sets(table),
+                    "the stale table's set survived the daemon's start-up")
+        ctx.daemons = {4: d}
+        do_transfer(ctx, "explicit", 4, "EPSV", "get")
+    finally:
+        ctx.daemons = {}
+        status = d.stop()
+    fail_unless(status == 0, "exit %s after SIGTERM" % status)
+    fail_unless(table_gone(ctx, d), "table left after exit")
+
+
+def signal_ends_sessions(signame):
+    """SIGTERM, SIGINT and SIGHUP end every session with a 421, remove the
+    table and exit 0."""
+    def fn(ctx):
+        d = start_daemon(ctx, signame)
+        c = None
+        try:
+            host, port = ctx.target(4)
+            c = clients.Interactive(ctx.lab, "idle", host, port, wait=15)
+            state = c.read_json(30)
+            fail_unless(state.get("state") == "READY", "client could not log in: %s" % state)
+            os.kill(d.pid, getattr(signal, signame))
+            try:
+                status = d.proc.popen.wait(10)
+            except Exception:
+                status = "still running 10 s later"
+            out = c.finish(30)
+        finally:
+            if c:
+                c.kill()
+            d.stop()
+        ctx.note("client saw: %s" % out)
+        fail_unless(status == 0, "exit %s after %s" % (status, signame))
+        fail_unless(table_gone(ctx, d), "table left after %s" % signame)
+        fail_unless(out.get("closed"), "session still open after %s" % signame)
+        lines = out.get("lines") or [""]
+        fail_unless(lines[-1].startswith("421"), "no 421 before the close: %s" % lines)
+    return fn
+
+
+def log_rules(options, want):
+    """-v puts a log statement on the pinhole rule; without it there is none."""
+    def fn(ctx):
+        d = start_daemon(ctx, "log", options=options)
+        try:
+            text = json.dumps(checks.nft_table(ctx.lab, *d.table))
+        finally:
+            d.stop()
+        fail_unless(('"log"' in text) == want, "%s: log statement %s in the daemon's rules"
+                    % (" ".join(options) or "no -v", "missing" if want else "present"))
+    return fn
+
+
+def queue_rule(ctx):
+    """-q 1:10: the data connections' packets get that priority (tc class)."""
+    d = ctx.daemons[4]
+    text = json.dumps(checks.nft_table(ctx.lab, *d.table))
+    fail_unless('"priority"' in text, "no priority statement with -q: %s" % text[:500])
+
+
+def bad_queue_refused(ctx):
+    """-q that is not a tc class id is refused at start-up, exit 1."""
+    d = daemonmod.Daemon(ctx.lab, 4, labmod.PROXY_PORT, ["-q", "not-a-class"], ctx.binary,
+                         ctx.logdir, name="bad-queue")
+    cp = procs.run(d.argv(), ns=ctx.lab.gateway, timeout=10, check=False)
+    ctx.note(cp.stderr)
+    fail_unless(cp.returncode == 1, "exit %d for -q not-a-class (stderr: %s)"
+                % (cp.returncode, cp.stderr.strip()))
+    fail_unless(checks.nft_table(ctx.lab, *d.table) is None, "a table was left behind")
+
+
 # -- the list ------------------------------------------------------------------
 
 def all_cases(kind, server_names):
@@ -383,7 +513,8 @@ def all_cases(kind, server_names):
     first = server_names[0]
     for family, cmd in ((4, "PASV"), (4, "EPSV"), (4, "PORT"), (4, "EPRT"), (6, "EPSV"), (6, "EPRT")):
         cases.append(Case("kernel/pinhole-while-negotiated/v%d/%s" % (family, cmd), "default",
-                          first, pinhole_visible(family, cmd)))
+                          first, pinhole_visible(family, cmd,
+                                                 absent=[labmod.addr(family, "gw-alt")])))
     for family, cmd in ((4, "PASV"), (6, "EPSV")):
         cases.append(Case("kernel/one-connection-per-pinhole/v%d/%s" % (family, cmd), "default",
                           first, one_connection_per_pinhole(family, cmd)))
@@ -406,6 +537,31 @@ def all_cases(kind, server_names):
         for direction in ("get", "put"):
             cases.append(Case("option-T/transfer/v%d/%s/%s" % (family, cmd, direction), "tag",
                               first, transfer_case("explicit", family, cmd, direction)))
+    for client, family, cmd, direction in (("explicit", 4, "PASV", "get"), ("explicit", 4, "PORT", "put"),
+                                           ("explicit", 6, "EPSV", "get"), ("explicit", 6, "EPRT", "put"),
+                                           ("lftp", 4, "PASV", "put"), ("curl", 4, "PORT", "get")):
+        cases.append(Case("option-a/%s/v%d/%s/%s" % (client, family, cmd, direction), "source-address",
+                          first, transfer_case(client, family, cmd, direction)))
+    cases += [
+        Case("option-a/pinhole/v4/PASV", "source-address", first,
+             pinhole_visible(4, "PASV", also=[labmod.GATEWAY_ALT4], absent=[labmod.GATEWAY_WAN4])),
+        Case("option-a/pinhole/v4/PORT", "source-address", first,
+             pinhole_visible(4, "PORT", also=[labmod.GATEWAY_ALT4], absent=[labmod.GATEWAY_WAN4])),
+        Case("option-a/pinhole/v6/EPSV", "source-address", first,
+             pinhole_visible(6, "EPSV", also=[labmod.GATEWAY_ALT6], absent=[labmod.GATEWAY_WAN6])),
+        Case("option-a/pinhole/v6/EPRT", "source-address", first,
+             pinhole_visible(6, "EPRT", also=[labmod.GATEWAY_ALT6], absent=[labmod.GATEWAY_WAN6])),
+        Case("option-q/priority-rule", "queue", first, queue_rule),
+        Case("option-q/transfer", "queue", first, transfer_case("explicit", 4, "PASV", "get")),
+        Case("option-q/bad-class-refused", "manual", first, bad_queue_refused),
+        Case("option-v/log-rule", "manual", first, log_rules(["-v"], True)),
+        Case("option-v/no-log-rule-without-v", "manual", first, log_rules([], False)),
+        Case("daemon/sigkill-leaves-no-table", "manual", first, sigkill_leaves_nothing),
+        Case("daemon/stale-table-replaced", "manual", first, stale_table_replaced),
+    ]
+    for signame in ("SIGTERM", "SIGINT", "SIGHUP"):
+        cases.append(Case("daemon/%s-ends-sessions-421" % signame, "manual", first,
+                          signal_ends_sessions(signame)))
     for server in server_names:
         for client, family, cmd in (("explicit", 4, "PASV"), ("explicit", 4, "PORT"),
                                     ("lftp", 4, "PASV"), ("curl", 4, "EPRT"),

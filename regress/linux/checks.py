@@ -62,6 +62,16 @@ def wait_no_pinholes(lab, family, name, timeout=5):
     return None
 
 
+def wait_table_gone(lab, family, name, timeout=5):
+    """Poll until the table no longer exists; True if it went."""
+    try:
+        procs.wait_for(lambda: nft_table(lab, family, name) is None, timeout,
+                       what="table %s %s removed" % (family, name))
+        return True
+    except TimeoutError:
+        return False
+
+
 def conntrack_marked(lab, mark):
     """conntrack entries in the gateway carrying mark (list of lines)."""
     cp = procs.run(["conntrack", "-L", "-m", str(mark)], ns=lab.gateway, timeout=10,

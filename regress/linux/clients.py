@@ -14,7 +14,10 @@ that it exercised the mode it claims to.
 import json
 import os
 import re
+import select
+import subprocess
 import sys
+import time
 
 import lab as labmod
 import procs
@@ -164,7 +167,6 @@ class Interactive:
     used for a client that pauses (pinhole inspection) or holds a session."""
 
     def __init__(self, lab, action, host, port, **opts):
-        import subprocess
         self.proc = procs.Background("ftpc-" + action, ftpc_argv(action, host, port, **opts),
                                      ns=lab.client, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE)
@@ -172,8 +174,6 @@ class Interactive:
 
     def read_json(self, timeout):
         """The next JSON line from the client, waiting at most timeout seconds."""
-        import select
-        import time
         deadline = time.monotonic() + timeout
         buf = b""
         fd = self.popen.stdout.fileno()

@@ -14,8 +14,9 @@ Subcommands (each prints one JSON object on stdout, last line):
   login      connect, send USER/PASS with --user, report the replies
   hold       connect, log in, print "READY", keep the session open until
              stdin closes, then QUIT
-  idle       connect, log in, then say nothing; report what the server side
-             sends and when the connection closes (bounded by --wait)
+  idle       connect, log in, print "READY", then say nothing; report what
+             the server side sends and when the connection closes (bounded
+             by --wait)
   greet      connect and report the first reply and whether the connection
              then closes (bounded by --wait)
   raw        connect, log in, send the line --line as it is (CRLF added),
@@ -31,7 +32,9 @@ timeout(1).
 import argparse
 import ftplib
 import hashlib
+import io
 import json
+import re
 import socket
 import sys
 import time
@@ -55,7 +58,6 @@ class Recorder(ftplib.FTP):
 
 
 def parse_227(resp):
-    import re
     m = re.search(r"(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)", resp)
     if not m:
         raise ftplib.error_proto(resp)
@@ -158,7 +160,6 @@ def do_transfer(args):
             data = src.read()
         h.update(data)
         nbytes = len(data)
-        import io
         ftp.storbinary("STOR " + args.remote, io.BytesIO(data), blocksize=1 << 16)
     ftp.quit()
     emit({"sha256": h.hexdigest(), "bytes": nbytes, "sent": ftp.sent,
@@ -219,6 +220,7 @@ def do_idle(args):
     ftp = Recorder(timeout=args.timeout)
     ftp.connect(args.host, args.port)
     ftp.login(args.user, "regress@example.org")
+    emit({"state": "READY"})
     lines, closed, elapsed = read_lines_until_close(ftp.sock, args.wait)
     emit({"lines": lines, "closed": closed, "elapsed": elapsed})
 

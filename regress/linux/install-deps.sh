@@ -3,6 +3,7 @@
 #
 # Usage: sh regress/linux/install-deps.sh GROUP...
 #   netns   namespaces, nftables, conntrack, FTP servers and clients
+#   kernel  what the nftables backend's root tests use (ip, nft)
 #   man     mandoc
 #   make    bmake (to check that regress/Makefile works with BSD make too)
 #   all     every group
@@ -99,9 +100,10 @@ group() {
 		unpack proftpd-core usr/sbin/proftpd
 		unpack pure-ftpd usr/sbin/pure-ftpd
 		;;
+	kernel)	install nftables iproute2 conntrack util-linux ;;
 	man)	install mandoc ;;
 	make)	install bmake ;;
-	all)	group netns; group man; group make ;;
+	all)	group netns; group kernel; group man; group make ;;
 	*)	say "unknown group $1"; exit 2 ;;
 	esac
 }

@@ -4,6 +4,7 @@
     lan0 ----------------- lan    wan ------------------ wan0
     192.0.2.2/24     192.0.2.1    198.51.100.1      198.51.100.2/24
     2001:db8:1::2/64 2001:db8:1::1  2001:db8:2::1   2001:db8:2::2/64
+                                  (198.51.100.10, 2001:db8:2::a for -a)
 
 The client's default route is the gateway. The server has no route back to
 the client's network (except in the "direct" kind), so a data connection can
@@ -23,6 +24,10 @@ import procs
 
 CLIENT4, GATEWAY_LAN4, GATEWAY_WAN4, SERVER4 = "192.0.2.2", "192.0.2.1", "198.51.100.1", "198.51.100.2"
 CLIENT6, GATEWAY_LAN6, GATEWAY_WAN6, SERVER6 = "2001:db8:1::2", "2001:db8:1::1", "2001:db8:2::1", "2001:db8:2::2"
+# A second address on the gateway's WAN side, for -a (the source address
+# toward servers); source address selection never picks it by itself (IPv4:
+# secondary address; IPv6: deprecated).
+GATEWAY_ALT4, GATEWAY_ALT6 = "198.51.100.10", "2001:db8:2::a"
 LAN_IF, WAN_IF = "lan", "wan"
 
 DEFAULT_MARK = 0x00667470
@@ -34,8 +39,10 @@ KINDS = ("proxy", "helper", "direct")
 def addr(family, role):
     """The address of role ('client', 'gw-lan', 'gw-wan', 'server') in family 4 or 6."""
     table = {
-        4: {"client": CLIENT4, "gw-lan": GATEWAY_LAN4, "gw-wan": GATEWAY_WAN4, "server": SERVER4},
-        6: {"client": CLIENT6, "gw-lan": GATEWAY_LAN6, "gw-wan": GATEWAY_WAN6, "server": SERVER6},
+        4: {"client": CLIENT4, "gw-lan": GATEWAY_LAN4, "gw-wan": GATEWAY_WAN4, "server": SERVER4,
+            "gw-alt": GATEWAY_ALT4},
+        6: {"client": CLIENT6, "gw-lan": GATEWAY_LAN6, "gw-wan": GATEWAY_WAN6, "server": SERVER6,
+            "gw-alt": GATEWAY_ALT6},
     }
     return table[family][role]
 
@@ -72,6 +79,11 @@ class Lab:
         self._address(self.gateway, LAN_IF, GATEWAY_LAN4, GATEWAY_LAN6)
         self._address(self.gateway, WAN_IF, GATEWAY_WAN4, GATEWAY_WAN6)
         self._address(self.server, "wan0", SERVER4, SERVER6)
+        self.ip(self.gateway, "addr", "add", GATEWAY_ALT4 + "/24", "dev", WAN_IF)
+        # Deprecated (preferred_lft 0): never picked as a source address
+        # unless a socket is bound to it, which is what -a does.
+        self.ip(self.gateway, "addr", "add", GATEWAY_ALT6 + "/64", "dev", WAN_IF, "nodad",
+                "preferred_lft", "0")
         for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
             self.sysctl(self.gateway, key, 1)
         for ifname in (LAN_IF, WAN_IF):

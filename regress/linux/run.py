@@ -58,8 +58,7 @@ class Runner:
         self.lab = lab
         self.workdir = workdir
         self.logdir = logdir
-        self.ctx = casemod.Context(lab, workdir, data_sha)
-        self.files = {casemod.FILE_NAME: None}
+        self.ctx = casemod.Context(lab, workdir, data_sha, logdir, args.binary)
         self.passed = self.failed = 0
         self.details = open(os.path.join(logdir, "details.log"), "w")
 
@@ -115,7 +114,7 @@ class Runner:
             status = d.stop()
             if status != 0:
                 problems.append("ftp-proxy -%d exited %s after SIGTERM" % (family, status))
-            if checks.nft_table(self.lab, *d.table) is not None:
+            if not checks.wait_table_gone(self.lab, *d.table):
                 problems.append("table %s %s still there after the daemon exited" % d.table)
         name = "%s/sigterm-exit-0-table-gone" % ctx.fixture.name
         self.report(name, "; ".join(problems) or None,
@@ -163,12 +162,16 @@ class Runner:
         try:
             c.fn(ctx)
         except casemod.Fail as e:
-            self.report(c.name, str(e), ctx.details)
+            self.report(c.name, str(e), ctx.details + self.daemon_logs())
         except Exception as e:
             self.report(c.name, "%s: %s" % (type(e).__name__, e),
-                        ctx.details + [traceback.format_exc()])
+                        ctx.details + [traceback.format_exc()] + self.daemon_logs())
         else:
             self.report(c.name)
+
+    def daemon_logs(self):
+        return ["ftp-proxy %s log:\n%s" % (" ".join(d.options), d.log_tail(15))
+                for d in self.ctx.daemons.values()]
 
 
 class Overtime(BaseException):
@@ -181,6 +184,8 @@ def overtime(signum, frame):
 
 def main():
     args = parse_args()
+    if os.environ.get("CI") == "true":
+        args.verbose = True   # the machine is gone afterwards: details inline
     wanted = [s for s in args.servers.split(",") if s]
     cases = casemod.all_cases(args.kind, wanted)
     if args.k:

@@ -13,7 +13,6 @@ import hashlib
 import os
 import pwd
 import shutil
-import socket
 
 import lab
 import procs

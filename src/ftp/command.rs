@@ -37,14 +37,27 @@ pub fn classify(line: &[u8]) -> Command {
         return Command::Other;
     }
     let starts = |prefix: &[u8]| line[..prefix.len()].eq_ignore_ascii_case(prefix);
+    // The original wants a space after PORT/EPRT. Servers that split
+    // commands on any blank would take `PORT\t…` as PORT too, so such a
+    // line would carry the client's own address and port to the server
+    // unrewritten (FTP bounce). Any blank counts here; the backward scan
+    // then finds no argument, and the line ends the session as a bad port.
+    let keyword_then_blank =
+        |keyword: &[u8]| line.len() > 4 && starts(keyword) && is_separator(line[4]);
     match line[0] {
         b'P' | b'p' if starts(b"PASV") => Command::Pasv,
-        b'P' | b'p' if line.len() > 4 && starts(b"PORT ") => Command::Port,
+        b'P' | b'p' if keyword_then_blank(b"PORT") => Command::Port,
         b'E' | b'e' if starts(b"EPSV") => Command::Epsv,
-        b'E' | b'e' if line.len() > 4 && starts(b"EPRT ") => Command::Eprt,
+        b'E' | b'e' if keyword_then_blank(b"EPRT") => Command::Eprt,
         b'U' | b'u' => Command::StartsWithU,
         _ => Command::Other,
     }
+}
+
+/// The blanks a server may take as the end of a command word: space, tab,
+/// vertical tab, form feed (C's isspace() without the line ends).
+fn is_separator(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | 0x0b | 0x0c)
 }
 
 /// Under `-A`, whether a `U` line may reach the server: the whole line,
@@ -228,5 +241,23 @@ mod tests {
         // here, and the rewrite uses the proxy's family anyway.
         assert_eq!(eprt_argument(b"EPRT |1|1.2.3.4|2000|\r\n"), Some(2000));
         assert_eq!(eprt_argument(b"EPRT |2|::2|2000|\r\n"), Some(2000));
+    }
+
+    #[test]
+    fn port_and_eprt_followed_by_any_blank_are_classified() {
+        for line in [
+            &b"PORT\t8,8,8,8,0,22\r\n"[..],
+            b"port\x0b1,2,3,4,5,6\r\n",
+            b"PORT\x0c1,2\r\n",
+        ] {
+            assert_eq!(classify(line), Command::Port, "{line:?}");
+        }
+        assert_eq!(classify(b"EPRT\t|1|8.8.8.8|22|\r\n"), Command::Eprt);
+        // A tab-separated argument has no space or `(` before it: bad port.
+        assert_eq!(port_argument(b"PORT\t8,8,8,8,4,1\r\n"), None);
+        assert_eq!(eprt_argument(b"EPRT\t|1|8.8.8.8|1025|\r\n"), None);
+        // Words that merely start with the keyword are not the command.
+        assert_eq!(classify(b"PORTS 1\r\n"), Command::Other);
+        assert_eq!(classify(b"EPRTX\r\n"), Command::Other);
     }
 }

@@ -1090,3 +1090,16 @@ fn random_exchanges_keep_the_invariants() {
         }
     }
 }
+
+#[test]
+fn port_with_a_tab_never_reaches_the_server_unrewritten() {
+    // Found by fuzzing: a server that splits on any blank would take this
+    // line as PORT and connect to the client's chosen third party.
+    for line in [
+        &b"PORT\t8,8,8,8,0,22\r\n"[..],
+        b"eprt\t|1|8.8.8.8|2000|\r\n",
+    ] {
+        let mut s = Session::greeted(config());
+        assert_eq!(s.client(line), refused(Refusal::BadPort), "{line:?}");
+    }
+}
