@@ -8,6 +8,7 @@ CARGO =		cargo
 all: build
 
 build:
+	@command -v $(CARGO) >/dev/null 2>&1 || sh regress/linux/install-deps.sh rust
 	$(CARGO) build --release --locked
 
 # Shows the daemon doing its job: three network namespaces, real FTP

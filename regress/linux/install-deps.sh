@@ -6,6 +6,7 @@
 #   kernel  what the nftables backend's root tests use (ip, nft)
 #   man     mandoc
 #   make    bmake (to check that regress/Makefile works with BSD make too)
+#   rust    rustc and cargo from Debian, only when no cargo is on PATH
 #   all     every group
 #
 # Debian's FTP servers conflict with each other (Conflicts: ftp-server):
@@ -102,6 +103,12 @@ group() {
 		;;
 	kernel)	install nftables iproute2 conntrack util-linux ;;
 	man)	install mandoc ;;
+	rust)
+		# A Rust toolchain for the build, when none is on PATH: Debian 12's
+		# rustc-web and cargo-web (a current rustc; bookworm's own rustc
+		# is too old for the crate's dependencies).
+		command -v cargo >/dev/null 2>&1 || install rustc-web cargo-web gcc libc6-dev
+		;;
 	make)	install bmake ;;
 	all)	group netns; group kernel; group man; group make ;;
 	*)	say "unknown group $1"; exit 2 ;;
