@@ -102,8 +102,7 @@ fn main() -> ExitCode {
     let num = |i: usize, default: u32| -> Option<u32> {
         args.get(i).map_or(Some(default), |s| s.parse().ok())
     };
-    let (Some(sessions), Some(rounds), Some(port)) = (num(0, 500), num(1, 10), num(2, 9021))
-    else {
+    let (Some(sessions), Some(rounds), Some(port)) = (num(0, 500), num(1, 10), num(2, 9021)) else {
         eprintln!("usage: pinhole-latency SESSIONS ROUNDS [LISTEN_PORT]");
         return ExitCode::from(2);
     };
