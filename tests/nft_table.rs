@@ -112,102 +112,101 @@ fn expected(ipv6: bool, mark: &str, log_first: bool, forward: Option<&str>) -> S
     t
 }
 
+/// Creates the backend's table with `cfg` in a fresh namespace and checks
+/// that `nft list table` prints `want`.
+fn assert_table(ns_name: &str, cfg: NftConfig, want: String) {
+    let ns = Netns::new(ns_name);
+    let family = if cfg.ipv6 { "ip6" } else { "ip" };
+    let _nft = ns.run(|| Nftables::new(cfg)).unwrap();
+    assert_eq!(listed(&ns, family, 8021), want);
+}
+
 #[test]
 #[ignore = "needs root and a private network namespace: run by make regress"]
 fn table_ipv4_default() {
-    let ns = Netns::new("t4");
-    let _nft = ns.run(|| Nftables::new(config(false))).unwrap();
-    assert_eq!(
-        listed(&ns, "ip", 8021),
-        expected(false, "0x00667470", false, None)
+    assert_table(
+        "t4",
+        config(false),
+        expected(false, "0x00667470", false, None),
     );
 }
 
 #[test]
 #[ignore = "needs root and a private network namespace: run by make regress"]
 fn table_ipv6_default() {
-    let ns = Netns::new("t6");
-    let _nft = ns.run(|| Nftables::new(config(true))).unwrap();
-    assert_eq!(
-        listed(&ns, "ip6", 8021),
-        expected(true, "0x00667470", false, None)
+    assert_table(
+        "t6",
+        config(true),
+        expected(true, "0x00667470", false, None),
     );
 }
 
 #[test]
 #[ignore = "needs root and a private network namespace: run by make regress"]
 fn table_with_log_once_logs_the_first_packet_in_prerouting() {
-    let ns = Netns::new("tv");
     let cfg = NftConfig {
         log: 1,
         ..config(false)
     };
-    let _nft = ns.run(|| Nftables::new(cfg)).unwrap();
-    assert_eq!(
-        listed(&ns, "ip", 8021),
-        expected(false, "0x00667470", true, None)
-    );
+    assert_table("tv", cfg, expected(false, "0x00667470", true, None));
 }
 
 #[test]
 #[ignore = "needs root and a private network namespace: run by make regress"]
 fn table_with_log_all_logs_every_packet_in_forward() {
-    let ns = Netns::new("tvv");
     let cfg = NftConfig {
         log: 2,
         ..config(true)
     };
-    let _nft = ns.run(|| Nftables::new(cfg)).unwrap();
-    assert_eq!(
-        listed(&ns, "ip6", 8021),
+    assert_table(
+        "tvv",
+        cfg,
         expected(
             true,
             "0x00667470",
             false,
-            Some("ct mark 0x00667470 log prefix \"ftp-proxy: \"")
-        )
+            Some("ct mark 0x00667470 log prefix \"ftp-proxy: \""),
+        ),
     );
 }
 
 #[test]
 #[ignore = "needs root and a private network namespace: run by make regress"]
 fn table_with_queue_and_custom_mark() {
-    let ns = Netns::new("tq");
     let cfg = NftConfig {
         mark: 42,
         priority: Some(0x0001_0010),
         ..config(false)
     };
-    let _nft = ns.run(|| Nftables::new(cfg)).unwrap();
-    assert_eq!(
-        listed(&ns, "ip", 8021),
+    assert_table(
+        "tq",
+        cfg,
         expected(
             false,
             "0x0000002a",
             false,
-            Some("ct mark 0x0000002a meta priority set 1:10")
-        )
+            Some("ct mark 0x0000002a meta priority set 1:10"),
+        ),
     );
 }
 
 #[test]
 #[ignore = "needs root and a private network namespace: run by make regress"]
 fn table_with_log_all_and_queue() {
-    let ns = Netns::new("tvvq");
     let cfg = NftConfig {
         log: 2,
         priority: Some(0xffff_0001),
         ..config(false)
     };
-    let _nft = ns.run(|| Nftables::new(cfg)).unwrap();
-    assert_eq!(
-        listed(&ns, "ip", 8021),
+    assert_table(
+        "tvvq",
+        cfg,
         expected(
             false,
             "0x00667470",
             false,
-            Some("ct mark 0x00667470 log prefix \"ftp-proxy: \" meta priority set ffff:1")
-        )
+            Some("ct mark 0x00667470 log prefix \"ftp-proxy: \" meta priority set ffff:1"),
+        ),
     );
 }
 
