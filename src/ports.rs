@@ -49,21 +49,23 @@ impl PortAllocator {
 }
 
 impl ProxyPorts for PortAllocator {
-    /// A random free port, now held until [`PortAllocator::release`].
-    fn pick(&mut self) -> u16 {
+    /// A random free port other than `avoid`, now held until
+    /// [`PortAllocator::release`].
+    fn pick(&mut self, avoid: u16) -> u16 {
+        let usable = |ports: &Self, p: u16| p != avoid && !ports.live.contains(&p);
         let mut port = self.draw();
         for _ in 0..DRAWS {
-            if !self.live.contains(&port) {
+            if usable(self, port) {
                 break;
             }
             port = self.draw();
         }
-        if self.live.contains(&port) {
+        if !usable(self, port) {
             // Bounded: the range holds 16383 ports and at most 2 per session
             // are live, so a free one always exists.
             port = PROXY_PORTS
                 .clone()
-                .find(|p| !self.live.contains(p))
+                .find(|&p| usable(self, p))
                 .expect("more live pinholes than proxy ports");
         }
         self.live.insert(port);
@@ -80,7 +82,7 @@ mod tests {
         let mut ports = PortAllocator::new();
         let mut seen = HashSet::new();
         for _ in 0..2000 {
-            let p = ports.pick();
+            let p = ports.pick(0);
             assert!(PROXY_PORTS.contains(&p));
             assert!(seen.insert(p), "port {p} handed out twice");
         }
@@ -90,9 +92,26 @@ mod tests {
     #[test]
     fn released_ports_come_back() {
         let mut ports = PortAllocator::new();
-        let all: Vec<u16> = (0..PROXY_PORTS.len()).map(|_| ports.pick()).collect();
+        let all: Vec<u16> = (0..PROXY_PORTS.len()).map(|_| ports.pick(0)).collect();
         assert_eq!(ports.live(), PROXY_PORTS.len());
         ports.release(all[7]);
-        assert_eq!(ports.pick(), all[7]);
+        assert_eq!(ports.pick(0), all[7]);
+    }
+
+    #[test]
+    fn the_peer_s_data_port_is_never_handed_out() {
+        let mut ports = PortAllocator::new();
+        // Hold every port but two, then ask while avoiding one of them.
+        let free = [50000u16, 60000];
+        for p in PROXY_PORTS.clone().filter(|p| !free.contains(p)) {
+            ports.live.insert(p);
+        }
+        assert_eq!(ports.pick(50000), 60000);
+        ports.release(60000);
+        for _ in 0..200 {
+            let p = ports.pick(60000);
+            assert_eq!(p, 50000);
+            ports.release(p);
+        }
     }
 }

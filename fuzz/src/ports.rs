@@ -29,8 +29,11 @@ impl FuzzPorts {
 }
 
 impl ProxyPorts for FuzzPorts {
-    fn pick(&mut self) -> u16 {
-        let port = self.next;
+    fn pick(&mut self, avoid: u16) -> u16 {
+        let mut port = self.next;
+        if port == avoid {
+            port = if port >= LAST { FIRST } else { port + 1 };
+        }
         self.next = if port >= LAST { FIRST } else { port + 1 };
         self.picked.push(port);
         port

@@ -243,7 +243,7 @@ impl Engine {
         let Some(port) = port.filter(|&port| port >= MIN_DATA_PORT) else {
             return self.refuse_bad_port(line, out);
         };
-        let proxy_port = ports.pick();
+        let proxy_port = ports.pick(port);
         let rewritten = if is_port {
             rewrite::port_command(self.addrs.proxy, proxy_port)
         } else {
@@ -371,7 +371,7 @@ impl Engine {
         let Some(port) = port.filter(|&port| port >= MIN_DATA_PORT) else {
             return self.refuse_bad_port(reply, out);
         };
-        let proxy_port = ports.pick();
+        let proxy_port = ports.pick(port);
         let rewritten = passive.rewritten(self.addrs.orig, proxy_port);
         self.log(out, Level::Info, || {
             format!("passive: client to server port {port} via port {proxy_port}")

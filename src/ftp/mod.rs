@@ -27,7 +27,12 @@ use crate::pinhole::Pinhole;
 /// implementation ([`crate::ports::PortAllocator`]) hands out random ports
 /// in 49152..=65534 that no live pinhole uses; tests use fixed sequences.
 pub trait ProxyPorts {
-    fn pick(&mut self) -> u16;
+    /// A port for a new pinhole, never `avoid`: the peer's data port. With
+    /// passive mode and no `-R` the redirect goes to the same host, and a
+    /// proxy port equal to the server's port would make it no translation
+    /// at all; the kernel then does not count the connection as redirected
+    /// and its source would not be translated either.
+    fn pick(&mut self, avoid: u16) -> u16;
 }
 
 /// Why the proxy itself ends a session. Each has a log line (written by

@@ -7,9 +7,12 @@ use crate::pinhole::{Mode, FTP_DATA_PORT, NAT_PORTS};
 struct Sequential(u16);
 
 impl ProxyPorts for Sequential {
-    fn pick(&mut self) -> u16 {
-        let port = self.0;
-        self.0 = self.0.wrapping_add(1).max(49152);
+    fn pick(&mut self, avoid: u16) -> u16 {
+        let mut port = self.0;
+        if port == avoid {
+            port = port.wrapping_add(1).max(49152);
+        }
+        self.0 = port.wrapping_add(1).max(49152);
         port
     }
 }
@@ -1102,4 +1105,24 @@ fn port_with_a_tab_never_reaches_the_server_unrewritten() {
         let mut s = Session::greeted(config());
         assert_eq!(s.client(line), refused(Refusal::BadPort), "{line:?}");
     }
+}
+
+#[test]
+fn proxy_port_is_never_the_servers_data_port() {
+    // Without -R the redirect goes to the same host: a proxy port equal to
+    // the server's port would make it no translation at all, and the
+    // kernel would then not translate the connection's source either.
+    let mut s = Session::greeted(config());
+    s.client(b"PASV\r\n");
+    // 195,80 is 50000, the port the engine would be handed next.
+    let out = s.server(b"227 Entering Passive Mode (198,51,100,20,195,80)\r\n");
+    let Some(Action::Open(pinhole)) = out.first() else {
+        panic!("no pinhole: {out:?}")
+    };
+    assert_eq!(pinhole.rdr.target_port, 50000);
+    assert_eq!(pinhole.proxy_port, 50001);
+    assert_eq!(
+        out[1],
+        to_client(b"227 Entering Passive Mode (192,0,2,10,195,81)\r\n")
+    );
 }
