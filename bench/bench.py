@@ -97,14 +97,6 @@ def parse_args():
     return p.parse_args()
 
 
-class Overtime(BaseException):
-    pass
-
-
-def overtime(signum, frame):
-    raise Overtime()
-
-
 def say(text):
     print(text, flush=True)
 
@@ -235,13 +227,9 @@ def main():
     if os.geteuid() != 0:
         print("bench.py: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
-    started = time.monotonic()
-    procs.install_signal_handlers()
-    signal.signal(signal.SIGALRM, overtime)
-    signal.alarm(cfg.max_seconds)
+    started = procs.start_run(cfg.max_seconds)
     results = Results()
-    workdir = tempfile.mkdtemp(prefix="ftp-proxy-bench-", dir="/var/tmp")
-    os.chmod(workdir, 0o755)
+    workdir = procs.work_dir("ftp-proxy-bench-", "/var/tmp")
     status = 0
     try:
         if not args.no_install:
@@ -267,7 +255,7 @@ def main():
                 say("# pass %d/%d: %s" % (pass_no + 1, cfg.passes, setup.title))
                 run_setup(setup, cfg, results, workdir, big, example, pass_no, broken)
         results.sort([s.title for s in chosen])
-    except Overtime:
+    except procs.Overtime:
         results.note("the run took more than %d s and was stopped" % cfg.max_seconds)
         status = 1
     finally:

@@ -24,7 +24,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import traceback
 
@@ -64,14 +63,6 @@ def parse_args():
                    help="abort the whole run after this long (default: %(default)s)")
     p.add_argument("-v", "--verbose", action="store_true", help="failure details inline")
     return p.parse_args()
-
-
-class Overtime(BaseException):
-    pass
-
-
-def overtime(signum, frame):
-    raise Overtime()
 
 
 def selected(args):
@@ -130,14 +121,9 @@ def main():
         print("hostile.py: no daemon binary at %s (cargo build --release)" % args.binary,
               file=sys.stderr)
         return 2
-    procs.install_signal_handlers()
-    signal.signal(signal.SIGALRM, overtime)
-    signal.alarm(args.max_seconds)
-    started = time.monotonic()
-    logdir = args.logdir or tempfile.mkdtemp(prefix="ftp-proxy-hostile-log-")
-    os.makedirs(logdir, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="ftp-proxy-hostile-")
-    os.chmod(workdir, 0o755)
+    started = procs.start_run(args.max_seconds)
+    logdir = procs.log_dir(args.logdir, "ftp-proxy-hostile-log-")
+    workdir = procs.work_dir("ftp-proxy-hostile-")
     reporter = suite.Reporter(os.path.join(logdir, "details.log"), args.verbose)
     lab = labmod.Lab("proxy")
     env = envmod.Env(lab, args.binary, logdir, workdir, args.quick)
@@ -149,7 +135,7 @@ def main():
             t0 = time.monotonic()
             run_group(env, name, cases, reporter)
             env.figures["time/" + name] = "%.0f s" % (time.monotonic() - t0)
-    except Overtime:
+    except procs.Overtime:
         reporter.report("run/time-limit", "the run took more than %d s, stopped" % args.max_seconds)
     except Exception as e:
         reporter.report("lab/set-up", "%s: %s" % (type(e).__name__, e),

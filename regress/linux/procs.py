@@ -10,6 +10,7 @@ import atexit
 import os
 import signal
 import subprocess
+import tempfile
 import time
 
 DEFAULT_TIMEOUT = 60
@@ -110,6 +111,38 @@ def install_signal_handlers():
     """Turn SIGTERM/SIGHUP into SystemExit so finally blocks and atexit run."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
+
+
+class Overtime(BaseException):
+    """The whole run exceeded its time limit: stop it, clean up, fail."""
+
+
+def _overtime(signum, frame):
+    raise Overtime()
+
+
+def start_run(max_seconds):
+    """Arm a whole run: SIGTERM/SIGHUP run finally blocks and atexit, and
+    SIGALRM after max_seconds raises Overtime. Returns the start time."""
+    install_signal_handlers()
+    signal.signal(signal.SIGALRM, _overtime)
+    signal.alarm(max_seconds)
+    return time.monotonic()
+
+
+def log_dir(given, prefix):
+    """The log directory the user gave (made if missing), or a new one."""
+    path = given or tempfile.mkdtemp(prefix=prefix)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def work_dir(prefix, parent=None):
+    """A new working directory that the servers' unprivileged users can
+    reach (mode 0755)."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(path, 0o755)
+    return path
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):

@@ -174,14 +174,6 @@ class Runner:
                 for d in self.ctx.daemons.values()]
 
 
-class Overtime(BaseException):
-    """The whole run exceeded --max-seconds: stop it, clean up, fail."""
-
-
-def overtime(signum, frame):
-    raise Overtime()
-
-
 def main():
     args = parse_args()
     if os.environ.get("CI") == "true":
@@ -200,14 +192,9 @@ def main():
     if os.geteuid() != 0:
         print("run.py: needs root (network namespaces, nftables)", file=sys.stderr)
         return 2
-    procs.install_signal_handlers()
-    signal.signal(signal.SIGALRM, overtime)
-    signal.alarm(args.max_seconds)
-    started = time.monotonic()
-    logdir = args.logdir or tempfile.mkdtemp(prefix="ftp-proxy-regress-log-")
-    os.makedirs(logdir, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="ftp-proxy-regress-")
-    os.chmod(workdir, 0o755)   # the servers' unprivileged users must reach their roots
+    started = procs.start_run(args.max_seconds)
+    logdir = procs.log_dir(args.logdir, "ftp-proxy-regress-log-")
+    workdir = procs.work_dir("ftp-proxy-regress-")
     data = os.urandom(casemod.FILE_SIZE)
     with open(os.path.join(workdir, "upload-src.bin"), "wb") as f:
         f.write(data)
@@ -224,7 +211,7 @@ def main():
         print("# %d cases, gateway kind %s, logs in %s" % (len(selected), args.kind, logdir),
               flush=True)
         runner.run(selected, {casemod.FILE_NAME: data})
-    except Overtime:
+    except procs.Overtime:
         runner.report("run/time-limit", "the run took more than %d s, stopped" % args.max_seconds)
     except Exception as e:
         runner.report("lab/set-up", "%s: %s" % (type(e).__name__, e), [traceback.format_exc()])
