@@ -56,15 +56,7 @@ class Relay:
         return self.proc.pid
 
     def wait_ready(self):
-        try:
-            procs.wait_for(lambda: servers.listening(self.proc.pid, PORT) or
-                           not self.proc.alive(), START_TIMEOUT,
-                           what="%s listening on port %d" % (self.name, PORT))
-        except TimeoutError:
-            pass
-        if not (self.proc.alive() and servers.listening(self.proc.pid, PORT)):
-            raise RuntimeError("%s did not start: %s %s" % (self.name, self.proc.log_tail(),
-                                                           self.log_tail()))
+        servers.wait_listening(self.name, self.proc, PORT, START_TIMEOUT, self.log_tail)
 
     def log_tail(self):
         return ""

@@ -65,18 +65,8 @@ class Server:
     def start(self):
         self.proc = procs.Background(self.name, self.argv(), ns=self.lab.server,
                                      log_path=os.path.join(self.dir, "stderr.log"))
-        try:
-            procs.wait_for(lambda: self._listening() or not self.proc.alive(), 10,
-                           what="%s listening on port 21" % self.name)
-        except TimeoutError:
-            pass
-        if not self._listening():
-            raise RuntimeError("%s did not start: %s" % (self.name, self.proc.log_tail()))
+        wait_listening(self.name, self.proc, 21, 10)
         return self
-
-    def _listening(self):
-        # The process's own view of the socket table is its namespace's.
-        return listening(self.proc.pid, 21)
 
     def stop(self):
         if self.proc:
@@ -85,6 +75,18 @@ class Server:
 
     def uploaded(self, name):
         return os.path.join(self.upload_dir, name)
+
+
+def wait_listening(name, proc, port, timeout, log_tail=lambda: ""):
+    """Waits (at most timeout seconds) until proc listens on port, or has
+    died; raises RuntimeError with its log when it does not listen."""
+    try:
+        procs.wait_for(lambda: listening(proc.pid, port) or not proc.alive(), timeout,
+                       what="%s listening on port %d" % (name, port))
+    except TimeoutError:
+        pass
+    if not (proc.alive() and listening(proc.pid, port)):
+        raise RuntimeError("%s did not start: %s %s" % (name, proc.log_tail(), log_tail()))
 
 
 def listening(pid, port):
