@@ -6,6 +6,8 @@
 //! module keeps that: getopts does the scanning (with getopt's rules: no
 //! permutation, clustered flags, `-bvalue` and `-b value`, `--` ends the
 //! options), and the values are then checked in command-line order.
+//! One corner differs: getopts takes a one-letter `--b` for `-b`, where
+//! getopt(3) reports `unknown option -- -` (see the test that pins it).
 
 /// The option string of the original, in getopt(3) syntax. The man page
 /// and [`USAGE`] must mention every letter; `regress/check-options.sh`
@@ -107,14 +109,13 @@ pub enum OptionsError {
 /// before it was good.
 pub fn parse(args: &[String]) -> Result<Options, OptionsError> {
     let spec = getopts_spec();
-    let args: Vec<String> = args.iter().map(|a| shield_long(a)).collect();
-    match spec.parse(&args) {
+    match spec.parse(args) {
         Ok(m) => apply(&m),
         Err(fail) => {
             // getopts gives up on the whole line; getopt(3) would already
             // have handled every option before the bad one. Check those
             // first: their error, if any, is the one the original prints.
-            if let Some(m) = longest_good_prefix(&spec, &args) {
+            if let Some(m) = longest_good_prefix(&spec, args) {
                 apply(&m)?;
             }
             Err(usage_error(fail))
@@ -139,25 +140,6 @@ fn getopts_spec() -> getopts::Options {
     }
     spec.optflagmulti("h", "", "");
     spec
-}
-
-/// getopts reads `--b` and `--b=x` as the option `-b`; getopt(3) has no
-/// long options and reports `unknown option -- -` for any `--word`. A NUL
-/// after the dashes (no real argument can contain one) makes getopts see an
-/// unknown long option instead; [`unshield`] takes it out again where such a
-/// word turns out to be an option's value (`-T --x`).
-fn shield_long(arg: &str) -> String {
-    match arg.strip_prefix("--") {
-        Some(word) if !word.is_empty() => format!("--\0{word}"),
-        _ => arg.to_owned(),
-    }
-}
-
-fn unshield(value: String) -> String {
-    match value.strip_prefix("--\0") {
-        Some(word) => format!("--{word}"),
-        None => value,
-    }
 }
 
 /// The longest start of the command line that getopts accepts, cutting
@@ -215,11 +197,10 @@ fn apply(m: &getopts::Matches) -> Result<Options, OptionsError> {
         let name = letter.to_string();
         if takes_value(letter) {
             for (word, value) in m.opt_strs_pos(&name) {
-                let value = Some(unshield(value));
                 seen.push(Occurrence {
                     word,
                     letter,
-                    value,
+                    value: Some(value),
                 });
             }
         } else {
@@ -543,17 +524,21 @@ mod tests {
             usage(&["-d", "-T"]).as_deref(),
             Some("option requires an argument -- T")
         );
-        // No long options: any `--word` is the letter `-`, even `--b`.
+        // No long options: a `--word` is the letter `-`.
         assert_eq!(usage(&["--help"]).as_deref(), Some("unknown option -- -"));
-        assert_eq!(
-            usage(&["--b", "1.2.3.4"]).as_deref(),
-            Some("unknown option -- -")
-        );
-        assert_eq!(usage(&["--v"]).as_deref(), Some("unknown option -- -"));
-        assert_eq!(
-            usage(&["--b=1.2.3.4"]).as_deref(),
-            Some("unknown option -- -")
-        );
+        assert_eq!(usage(&["--xy"]).as_deref(), Some("unknown option -- -"));
+    }
+
+    /// getopts reads a one-letter `--b` as `-b` (and names `x` in `--x`),
+    /// where getopt(3) would say `unknown option -- -`. Nobody types that,
+    /// and reproducing getopt(3) there cost more code than the rest of the
+    /// scanner; this pins what the daemon does instead, so the difference
+    /// stays a known one.
+    #[test]
+    fn one_letter_long_form_is_the_short_option() {
+        assert_eq!(ok(&["--b", "10.0.0.1"]).listen_addr, "10.0.0.1");
+        assert_eq!(ok(&["--v"]).verbose, 1);
+        assert_eq!(usage(&["--x"]).as_deref(), Some("unknown option -- x"));
     }
 
     #[test]
