@@ -25,11 +25,13 @@ use std::time::Duration;
 use nix::errno::Errno;
 
 use super::anchor;
+use super::conf;
 use super::ioc::{nr, PF_GROUP};
+use super::rule::RuleOptions;
 use super::rule::{self, Action, Direction, Pool, RuleSpec};
 use super::sys;
 use crate::filter::{Filter, SessionId};
-use crate::pinhole::{Pinhole, RuleOptions};
+use crate::pinhole::Pinhole;
 
 /// The ioctls, with request numbers nix computes from the generated
 /// structures' sizes (`_IOWR('D', n, T)`).
@@ -64,6 +66,8 @@ pub struct Pf {
     client_rdomains: HashMap<SessionId, u32>,
     /// Sessions whose anchor may exist (a DIOCXBEGIN was issued for it).
     anchors: HashSet<SessionId>,
+    /// The rules each session's anchor holds, exactly as they were added.
+    installed: HashMap<SessionId, [RuleSpec; 2]>,
     startup: Vec<String>,
 }
 
@@ -100,6 +104,7 @@ impl Pf {
             opts,
             client_rdomains: HashMap::new(),
             anchors: HashSet::new(),
+            installed: HashMap::new(),
             startup: Vec::new(),
         };
         pf.startup = match pf.remove_stale_anchors() {
@@ -229,7 +234,10 @@ impl Filter for Pf {
         let rules = rule::pinhole_rules(pinhole, &self.session_options(id))?;
         let path = anchor::session_anchor(std::process::id(), id);
         self.anchors.insert(id);
-        self.transaction(&path, &rules)
+        // On failure the anchor keeps its active rules: `installed` too.
+        self.transaction(&path, &rules)?;
+        self.installed.insert(id, rules);
+        Ok(())
     }
 
     fn close(&mut self, id: SessionId) -> io::Result<()> {
@@ -240,6 +248,7 @@ impl Filter for Pf {
         let path = anchor::session_anchor(std::process::id(), id);
         self.transaction(&path, &[])?;
         self.anchors.remove(&id);
+        self.installed.remove(&id);
         Ok(())
     }
 
@@ -258,8 +267,10 @@ impl Filter for Pf {
         self.client_rdomains.insert(id, rdomain.unwrap_or(0));
     }
 
-    fn rule_options(&self, id: SessionId) -> Option<RuleOptions> {
-        Some(self.session_options(id))
+    fn describe(&self, id: SessionId) -> Vec<String> {
+        self.installed
+            .get(&id)
+            .map_or_else(Vec::new, |rules| conf::describe(rules))
     }
 }
 

@@ -6,8 +6,11 @@
 //! from the target's `<net/pfvar.h>` (see build.rs).
 
 pub mod anchor;
+pub mod conf;
 pub mod ioc;
 pub mod rule;
+
+pub use rule::RuleOptions;
 
 #[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
 mod dev;
