@@ -130,7 +130,7 @@ group() {
 				{ say "pip install py-pf failed"; exit 1; }
 		fi
 		;;
-	all)	group netns; group kernel; group man; group make ;;
+	all)	group netns; group kernel; group man; group make; group pypf ;;
 	*)	say "unknown group $1"; exit 2 ;;
 	esac
 }

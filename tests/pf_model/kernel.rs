@@ -30,6 +30,8 @@ pub const ANCHOR_LIMIT: usize = 512;
 const NAME_SIZE: usize = 64;
 /// PF_ANCHOR_MAXPATH: a parent's path must be shorter to get children.
 const MAX_PARENT_PATH: usize = 1024 - NAME_SIZE - 1;
+/// TAGID_MAX: pf's tag (and queue) name table holds this many names.
+const TAGID_MAX: usize = 50000;
 /// RT_TABLEID_MAX.
 const RT_TABLEID_MAX: i32 = 255;
 const IPPROTO_TCP: u8 = 6;
@@ -96,6 +98,9 @@ pub struct Kernel {
     /// -a …) opened a transaction on the same anchor just before: the
     /// daemon's ticket is stale.
     pub busy_commits: u32,
+    /// Tag names in use (pf_tagname2tag); a new one beyond TAGID_MAX is
+    /// EBUSY.
+    pub tags: BTreeSet<String>,
     anchors: BTreeMap<String, Anchor>,
     pub calls: Vec<Call>,
 }
@@ -110,6 +115,7 @@ impl Kernel {
             queues: ["ftpq".to_string()].into(),
             rtables: [0, 3, 5].into(),
             busy_commits: 0,
+            tags: BTreeSet::new(),
             anchors: BTreeMap::new(),
             calls: Vec::new(),
         };
@@ -207,7 +213,9 @@ impl Kernel {
             return Err(Errno::EINVAL);
         }
         if path.trim_start_matches('/').is_empty() {
-            // The main ruleset is pf.conf's, not the daemon's.
+            // The kernel would let this transaction replace pf.conf's main
+            // ruleset; the model refuses it so that a daemon that tried
+            // fails loudly.
             return Err(Errno::EPERM);
         }
         self.create(&path)?;
@@ -238,13 +246,16 @@ impl Kernel {
         if pr.ticket != a.version {
             return Err(Errno::EBUSY);
         }
+        if !rule.tagname.is_empty() {
+            self.tags.insert(rule.tagname.clone());
+        }
         a.inactive.push(rule);
         Ok(())
     }
 
     /// pf_rule_copyin and the checks around it, for the kinds of rules a
     /// proxy can add (no tables, interfaces, route-to or af-to).
-    fn copy_in(&self, r: &sys::pf_rule) -> Result<Rule, Errno> {
+    fn copy_in(&mut self, r: &sys::pf_rule) -> Result<Rule, Errno> {
         let action = u32::from(r.action);
         if ![sys::PF_PASS, sys::PF_DROP, sys::PF_MATCH].contains(&action) {
             return Err(Errno::EINVAL);
@@ -300,6 +311,9 @@ impl Kernel {
             return Err(Errno::EBUSY);
         }
         let tagname = terminated(&r.tagname).ok_or(Errno::EINVAL)?;
+        if !tagname.is_empty() && !self.tags.contains(&tagname) && self.tags.len() >= TAGID_MAX {
+            return Err(Errno::EBUSY);
+        }
         Ok(Rule {
             action,
             direction,

@@ -382,6 +382,29 @@ fn failed_addrule_unknown_queue_is_ebusy_and_the_client_gets_421() {
 }
 
 #[test]
+fn a_routing_table_that_does_not_exist_is_ebusy() {
+    let opts = Opts { prd: 7, ..v4() };
+    let lab = Lab::start("no-such-rtable", opts, Kernel::new());
+    let mut c = lab.connect();
+    assert_refused(&lab, &mut c, "PASV", Errno::EBUSY, "DIOCADDRULE");
+    lab.stop();
+}
+
+#[test]
+fn tag_names_run_out_with_ebusy() {
+    let mut kernel = Kernel::new();
+    kernel.tags = (0..50000).map(|n| format!("t{n}")).collect();
+    let opts = Opts {
+        tag: Some("FTPDATA".into()),
+        ..v4()
+    };
+    let lab = Lab::start("tags-exhausted", opts, kernel);
+    let mut c = lab.connect();
+    assert_refused(&lab, &mut c, "PASV", Errno::EBUSY, "DIOCADDRULE");
+    lab.stop();
+}
+
+#[test]
 fn busy_commit_once_is_retried_with_a_fresh_transaction() {
     let mut kernel = Kernel::new();
     kernel.busy_commits = 1;
