@@ -11,6 +11,13 @@
 //! `pinhole mode=close anchor=PATH` line and its ioctls. DIOCXBEGIN and
 //! DIOCXCOMMIT show their `struct pfioc_trans` (its pointer as zero)
 //! followed by the one `pfioc_trans_e` it points at.
+//!
+//! What this cannot prove, and only OpenBSD can (regress/openbsd): that
+//! the request numbers reach the real pfioctl (the seam passes typed
+//! arguments; `ioc.rs` checks the numbers by arithmetic), that packets
+//! match the rules and create their one state, that pledge(2)'s `pf`
+//! promise admits every ioctl issued after start-up, and any check of
+//! pf_ioctl.c the model leaves out (interfaces, tables, route-to, af-to).
 
 #[cfg(not(ftp_proxy_pf_bindings))]
 #[test]
