@@ -14,8 +14,8 @@
 //! empty transaction is exactly that next DIOCXBEGIN; its commit then leaves
 //! the anchor empty and pf removes it.
 //!
-//! The code compiles on any 64-bit host that has bindings (see build.rs),
-//! so that tests drive it against a model of the kernel.
+//! The code also compiles on an x86_64 host given OpenBSD headers (see
+//! build.rs), so that tests drive it against a model of the kernel.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::c_char;

@@ -61,7 +61,7 @@ mod openbsd {
 
     /// The ioctls, with request numbers nix computes from the generated
     /// structures' sizes (`_IOWR('D', n, T)`).
-    pub(in crate::filter::pf) mod ioctl {
+    mod ioctl {
         use super::{nr, sys, PF_GROUP};
         nix::ioctl_readwrite!(add_rule, PF_GROUP, nr::DIOCADDRULE, sys::pfioc_rule);
         nix::ioctl_readwrite!(get_status, PF_GROUP, nr::DIOCGETSTATUS, sys::pf_status);
