@@ -301,7 +301,8 @@ def check_dir(directory, quiet=False):
 
 def self_test(directory):
     """Corrupts one byte at a time in a copy of a trace and requires each
-    corruption to be caught by the field named."""
+    corruption to be caught by the field named; then a description that
+    differs from the rule must be caught too."""
     source = os.path.join(directory, "rdomains.trace")
     rule_at = pfs.pfioc_rule.rule.offset
     cases = [
@@ -325,6 +326,16 @@ def self_test(directory):
                 print(f"self-test: a flipped {field} byte went unnoticed: {c.failures}")
                 return False
             print(f"self-test: a flipped {field} byte is caught: {c.failures[0]}")
+    with tempfile.TemporaryDirectory() as tmp:
+        text = open(source).read().replace("describe pass in quick on rdomain 3",
+                                           "describe pass in quick on rdomain 4", 1)
+        with open(os.path.join(tmp, "rdomains.trace"), "w") as f:
+            f.write(text)
+        c = check_dir(tmp, quiet=True)
+        if not any("rendering" in msg for msg in c.failures):
+            print(f"self-test: a wrong description went unnoticed: {c.failures}")
+            return False
+        print(f"self-test: a wrong description is caught: {c.failures[0]}")
     return True
 
 
