@@ -1,20 +1,27 @@
-//! Build script: on OpenBSD, generate the pf bindings from `<net/pfvar.h>`.
+//! Build script: generate the pf bindings from `<net/pfvar.h>`.
 //!
 //! pf's ioctl structures change between OpenBSD releases, and every ioctl
 //! request number encodes the size of its argument, so the bindings must come
 //! from the headers of the release the daemon runs on. bindgen reads them
 //! with libclang and writes `pfvar.rs` into OUT_DIR; `src/filter/pf/sys.rs`
-//! includes it.
+//! includes it, and `cfg(ftp_proxy_pf_bindings)` turns the backend on.
+//!
+//! - On OpenBSD: from `/usr/include`, or from `PF_SYSROOT`.
+//! - On an x86_64 host other than OpenBSD, only when `PF_SYSROOT` is set:
+//!   from an OpenBSD/amd64 header sysroot, with clang targeting
+//!   x86_64-unknown-openbsd, so that tests can run the real backend against
+//!   a model of the kernel. The bindings fit the host because x86_64 OpenBSD
+//!   and x86_64 Linux share the LP64 C ABI (8-byte long and pointers, the
+//!   same alignment rules): bindgen's layout tests assert, at compile time
+//!   on the host, every size and offset clang computed for OpenBSD, and
+//!   `sys.rs` asserts the sizes known for pfvar.h rev 1.543.
 //!
 //! Environment:
-//! - `PF_SYSROOT=<dir>`: read the headers from `<dir>/usr/include` (a cross
-//!   build or a type-check from another system) instead of `/usr/include`.
-//! - `FTP_PROXY_PF_HEADERS=none`: generate nothing and build without the pf
-//!   backend (`cfg(ftp_proxy_no_pf)`). Only for type-checking the crate on a
-//!   machine without OpenBSD headers; such a daemon could not open a pinhole,
-//!   so it must never be installed.
-//!
-//! On every other target the script only declares the cfg and returns.
+//! - `PF_SYSROOT=<dir>`: read the headers from `<dir>/usr/include`.
+//! - `FTP_PROXY_PF_HEADERS=none`: on OpenBSD, generate nothing and build
+//!   without the pf backend (`cfg(ftp_proxy_no_pf)`). Only for
+//!   type-checking the crate on a machine without OpenBSD headers; such a
+//!   daemon could not open a pinhole, so it must never be installed.
 
 use std::env;
 use std::path::PathBuf;
@@ -33,9 +40,9 @@ const TYPES: &[&str] = &[
     "pf_status",
 ];
 
-/// Constants: actions, directions, operators, address and pool types, log
-/// flags, state and rule flags, name sizes.
-const VARS: &[&str] = &["PF_.*", "PFRULE_.*"];
+/// Constants: address families, actions, directions, operators, address
+/// and pool types, log flags, state and rule flags, name sizes.
+const VARS: &[&str] = &["PF_.*", "PFRULE_.*", "AF_INET6?"];
 
 /// The headers pfvar.h needs before it, in the order OpenBSD's own programs
 /// (pfctl, ftp-proxy) include them.
@@ -53,8 +60,26 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PF_SYSROOT");
     println!("cargo:rerun-if-env-changed=FTP_PROXY_PF_HEADERS");
     println!("cargo::rustc-check-cfg=cfg(ftp_proxy_no_pf)");
+    println!("cargo::rustc-check-cfg=cfg(ftp_proxy_pf_bindings)");
+    println!("cargo::rustc-check-cfg=cfg(ftp_proxy_pfvar_1_543)");
 
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("openbsd") {
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if os != "openbsd" {
+        if env::var_os("PF_SYSROOT").is_none() {
+            return;
+        }
+        let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+        if arch != "x86_64" {
+            println!(
+                "cargo:warning=PF_SYSROOT ignored: pf bindings on a {arch} {os} host \
+                 would not have OpenBSD/amd64's layout"
+            );
+            return;
+        }
+        if let Err(e) = generate(Some("x86_64-unknown-openbsd")) {
+            panic!("{e}");
+        }
+        println!("cargo:rustc-cfg=ftp_proxy_pf_bindings");
         return;
     }
     if env::var("FTP_PROXY_PF_HEADERS").as_deref() == Ok("none") {
@@ -64,14 +89,16 @@ fn main() {
         println!("cargo:rustc-cfg=ftp_proxy_no_pf");
         return;
     }
-    if let Err(e) = generate() {
+    if let Err(e) = generate(None) {
         // A panic is how a build script fails; say what to do about it.
         panic!("{e}");
     }
+    println!("cargo:rustc-cfg=ftp_proxy_pf_bindings");
 }
 
-/// Runs bindgen over the prelude and pfvar.h into OUT_DIR/pfvar.rs.
-fn generate() -> Result<(), String> {
+/// Runs bindgen over the prelude and pfvar.h into OUT_DIR/pfvar.rs, for
+/// clang target `target` (default: the build's own target).
+fn generate(target: Option<&str>) -> Result<(), String> {
     let sysroot = env::var_os("PF_SYSROOT").map(PathBuf::from);
     let include = match &sysroot {
         Some(root) => root.join("usr/include"),
@@ -99,8 +126,14 @@ fn generate() -> Result<(), String> {
         .derive_debug(false)
         .generate_comments(false)
         .layout_tests(true);
+    if revision(&pfvar).as_deref() == Some("1.543") {
+        println!("cargo:rustc-cfg=ftp_proxy_pfvar_1_543");
+    }
     if let Some(root) = &sysroot {
-        let target = env::var("TARGET").unwrap_or_else(|_| "x86_64-unknown-openbsd".into());
+        let target = match target {
+            Some(t) => t.to_string(),
+            None => env::var("TARGET").unwrap_or_else(|_| "x86_64-unknown-openbsd".into()),
+        };
         builder = builder.clang_args([
             format!("--target={target}"),
             format!("--sysroot={}", root.display()),
@@ -120,4 +153,12 @@ fn generate() -> Result<(), String> {
     bindings
         .write_to_file(out.join("pfvar.rs"))
         .map_err(|e| format!("ftp-proxy: writing pfvar.rs: {e}"))
+}
+
+/// The CVS revision in the header's `$OpenBSD: pfvar.h,v 1.543 …$` line.
+fn revision(header: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(header).ok()?;
+    let line = text.lines().find(|l| l.contains("$OpenBSD: pfvar.h,v "))?;
+    let rest = line.split("pfvar.h,v ").nth(1)?;
+    Some(rest.split_whitespace().next()?.to_string())
 }

@@ -20,7 +20,6 @@ use ftp_proxy::filter::Filter;
 use ftp_proxy::ftp::EngineConfig;
 use ftp_proxy::log::{self, Level};
 use ftp_proxy::options::{self, Options, OptionsError, USAGE};
-use ftp_proxy::pinhole::RuleOptions;
 use ftp_proxy::serve::{self, Server};
 use ftp_proxy::session::{Settings, CONNECT_TIMEOUT};
 use ftp_proxy::sys::{self, Lookup};
@@ -222,7 +221,15 @@ fn open_filter(opts: &Options, listen_port: u16) -> (Box<dyn Filter>, Vec<String
 
 #[cfg(all(target_os = "openbsd", not(ftp_proxy_no_pf)))]
 fn open_filter(opts: &Options, _listen_port: u16) -> (Box<dyn Filter>, Vec<String>) {
-    let pf = ftp_proxy::filter::pf::Pf::new(rule_options(opts)).unwrap_or_else(|e| fatal(e));
+    // -v, -T and -q decorate every rule; the rdomains are the backend's.
+    let rules = ftp_proxy::filter::pf::RuleOptions {
+        log: opts.verbose,
+        tag: opts.tag.clone(),
+        queue: opts.queue.clone(),
+        client_rdomain: None,
+        proxy_rdomain: None,
+    };
+    let pf = ftp_proxy::filter::pf::Pf::new(rules).unwrap_or_else(|e| fatal(e));
     let notes = pf.startup_messages().to_vec();
     (Box::new(pf), notes)
 }
@@ -231,17 +238,6 @@ fn open_filter(opts: &Options, _listen_port: u16) -> (Box<dyn Filter>, Vec<Strin
 #[cfg(all(target_os = "openbsd", ftp_proxy_no_pf))]
 fn open_filter(_opts: &Options, _listen_port: u16) -> (Box<dyn Filter>, Vec<String>) {
     fatal("built without <net/pfvar.h> (FTP_PROXY_PF_HEADERS=none): no pf backend")
-}
-
-/// -v, -T and -q as rule decorations.
-fn rule_options(opts: &Options) -> RuleOptions {
-    RuleOptions {
-        log: opts.verbose,
-        tag: opts.tag.clone(),
-        queue: opts.queue.clone(),
-        client_rdomain: None,
-        proxy_rdomain: None,
-    }
 }
 
 fn serve_config(
@@ -263,7 +259,6 @@ fn serve_config(
                 rfc_mode: opts.rfc_mode,
                 log_level: Level::from_number(opts.log_level),
             },
-            rule_options: rule_options(opts),
         },
     }
 }

@@ -20,7 +20,7 @@ use crate::ftp::rewrite::refusal;
 use crate::ftp::{Action, Engine, EngineConfig, Refusal};
 use crate::log::Level;
 use crate::log_at;
-use crate::pinhole::{RuleOptions, SessionAddrs};
+use crate::pinhole::SessionAddrs;
 use crate::ports::PortAllocator;
 
 /// How long the server has to send its first bytes (CONNECT_TIMEOUT).
@@ -48,8 +48,6 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// The protocol options (`-A`, `-6`, `-r`, `-D`).
     pub engine: EngineConfig,
-    /// How pinholes are shown in DEBUG log lines (pf.conf syntax).
-    pub rule_options: RuleOptions,
 }
 
 /// What a session needs from the daemon while it handles an event.
@@ -365,13 +363,8 @@ impl Session {
                             ctx.ports.release(old);
                         }
                         if crate::log::enabled(Level::Debug) {
-                            // In pf.conf syntax: on OpenBSD exactly what
-                            // `pfctl -a 'ftp-proxy/*' -sr` shows.
-                            let opts = ctx
-                                .filter
-                                .rule_options(self.id)
-                                .unwrap_or_else(|| ctx.settings.rule_options.clone());
-                            for rule in pinhole.pf_rules(&opts).to_string().lines() {
+                            // In the backend's own syntax (Filter::describe).
+                            for rule in ctx.filter.describe(self.id) {
                                 log_at!(Level::Debug, "#{} rules: {rule}", self.id);
                             }
                         }

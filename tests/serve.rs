@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ftp_proxy::filter::{Filter, SessionId};
 use ftp_proxy::ftp::EngineConfig;
 use ftp_proxy::log::Level;
-use ftp_proxy::pinhole::{Mode, Pinhole, RuleOptions};
+use ftp_proxy::pinhole::{Mode, Pinhole};
 use ftp_proxy::serve::{Config, Server, StopHandle};
 use ftp_proxy::session::{Settings, CONNECT_TIMEOUT};
 
@@ -83,7 +83,6 @@ fn config(server: Option<SocketAddr>) -> Config {
                 rfc_mode: false,
                 log_level: Level::Notice,
             },
-            rule_options: RuleOptions::default(),
         },
     }
 }

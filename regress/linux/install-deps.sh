@@ -7,6 +7,8 @@
 #   man     mandoc
 #   make    bmake (to check that regress/Makefile works with BSD make too)
 #   rust    rustc and cargo from Debian, only when no cargo is on PATH
+#   pypf    py-pf from PyPI into $FTP_PROXY_REGRESS_PYPF (default
+#           /var/tmp/ftp-proxy-regress/pypf), for regress/pf-decode.py
 #   all     every group
 #
 # Debian's FTP servers conflict with each other (Conflicts: ftp-server):
@@ -24,6 +26,8 @@ if ! command -v dpkg-query >/dev/null 2>&1; then
 fi
 
 PKGS=${FTP_PROXY_REGRESS_PKGS:-/var/tmp/ftp-proxy-regress/pkgs}
+# The py-pf release whose structures match pfvar.h rev 1.543.
+PYPF_VERSION=0.2.3
 updated=no
 policy_made=no
 
@@ -110,7 +114,23 @@ group() {
 		command -v cargo >/dev/null 2>&1 || install rustc-web cargo-web gcc libc6-dev
 		;;
 	make)	install bmake ;;
-	all)	group netns; group kernel; group man; group make ;;
+	pypf)
+		# py-pf, an independent reading of pf's ioctl structures: pip
+		# installs it into a directory of its own (PYTHONPATH), never into
+		# the system's Python.
+		dir=${FTP_PROXY_REGRESS_PYPF:-/var/tmp/ftp-proxy-regress/pypf}
+		py=${PYTHON:-python3}
+		if [ ! -f "$dir/pf/rule.py" ]; then
+			$py -m pip --version >/dev/null 2>&1 || install python3-pip
+			say "pip install py-pf==$PYPF_VERSION into $dir"
+			mkdir -p "$dir"
+			timeout 300 $py -m pip install -q --disable-pip-version-check \
+				--no-warn-script-location --target "$dir" \
+				"py-pf==$PYPF_VERSION" >/dev/null 2>&1 ||
+				{ say "pip install py-pf failed"; exit 1; }
+		fi
+		;;
+	all)	group netns; group kernel; group man; group make; group pypf ;;
 	*)	say "unknown group $1"; exit 2 ;;
 	esac
 }

@@ -6,7 +6,7 @@
 
 use std::io;
 
-use crate::pinhole::{Pinhole, RuleOptions};
+use crate::pinhole::Pinhole;
 
 #[cfg(target_os = "linux")]
 pub mod nft;
@@ -37,45 +37,13 @@ pub trait Filter {
     /// ignore it.
     fn set_client_rdomain(&mut self, _id: SessionId, _rdomain: Option<u32>) {}
 
-    /// The decorations (-v, -T, -q, rdomains) this backend gives session
-    /// `id`'s rules, so that `pinhole.pf_rules(&opts)` logs exactly what
-    /// `pfctl -a 'ftp-proxy/*' -sr` will show (the OpenBSD regress compares
-    /// the two). None for backends whose rules are not pf's.
-    fn rule_options(&self, _id: SessionId) -> Option<RuleOptions> {
-        None
-    }
-}
-
-/// A filter that installs nothing. Used by unit tests of the session driver.
-#[derive(Debug, Default)]
-pub struct NullFilter {
-    /// Every pinhole opened, in order, with its session.
-    pub opened: Vec<(SessionId, Pinhole)>,
-    /// Every session closed, in order.
-    pub closed: Vec<SessionId>,
-    /// When set, `open` fails with this errno.
-    pub fail_open: Option<i32>,
-}
-
-impl Filter for NullFilter {
-    fn name(&self) -> &'static str {
-        "null"
-    }
-
-    fn open(&mut self, id: SessionId, pinhole: &Pinhole) -> io::Result<()> {
-        if let Some(errno) = self.fail_open {
-            return Err(io::Error::from_raw_os_error(errno));
-        }
-        self.opened.push((id, pinhole.clone()));
-        Ok(())
-    }
-
-    fn close(&mut self, id: SessionId) -> io::Result<()> {
-        self.closed.push(id);
-        Ok(())
-    }
-
-    fn shutdown(&mut self) -> io::Result<()> {
-        Ok(())
+    /// Session `id`'s installed pinhole in the backend's own syntax, one
+    /// line per kernel object, rendered from what was given to the kernel;
+    /// empty when the session has none. The daemon logs each line at
+    /// LOG_DEBUG as `#<id> rules: <line>`. pf: the pf.conf rules exactly as
+    /// `pfctl -a 'ftp-proxy/*' -sr` prints them (the OpenBSD regress
+    /// compares the two); nftables: the set elements as nft(8) writes them.
+    fn describe(&self, _id: SessionId) -> Vec<String> {
+        Vec::new()
     }
 }

@@ -62,6 +62,82 @@ pub fn pinhole_elements(family: Family, pinhole: &Pinhole) -> io::Result<Vec<Ele
     ])
 }
 
+/// `elements` as nft(8) would add them by hand, one line each:
+/// `add element ip ftp-proxy-8021 rdr_to { 10.0.0.2 . 192.0.2.10 . 55000 : 192.0.2.10 . 2121 }`.
+/// Rendered from the bytes given to the kernel, so it says what was sent.
+pub fn describe(family: Family, table: &str, elements: &[Element]) -> Vec<String> {
+    elements
+        .iter()
+        .map(|e| {
+            let mut text = format!(
+                "add element {} {table} {} {{ {}",
+                family.keyword(),
+                e.set.as_str(),
+                concat_text(family, &e.key, KEY)
+            );
+            if let Some(data) = &e.data {
+                let layout = match e.set {
+                    SetName::RdrTo => RDR_DATA,
+                    _ => NAT_DATA,
+                };
+                text += " : ";
+                text += &concat_text(family, data, layout);
+            }
+            text + " }"
+        })
+        .collect()
+}
+
+/// One member of a concatenation: an address or a port word.
+#[derive(Clone, Copy)]
+enum Member {
+    Addr,
+    Port,
+}
+
+/// The key of every set: client or server address, destination, port.
+const KEY: &[Member] = &[Member::Addr, Member::Addr, Member::Port];
+/// The redirect map's value: target address and port.
+const RDR_DATA: &[Member] = &[Member::Addr, Member::Port];
+/// The source maps' value: the address.
+const NAT_DATA: &[Member] = &[Member::Addr];
+
+/// A concatenation as nft writes it (`a . b . port`), read by `layout`.
+fn concat_text(family: Family, bytes: &[u8], layout: &[Member]) -> String {
+    let addr_len = family.addr_words() as usize * 4;
+    let mut parts = Vec::new();
+    let mut rest = bytes;
+    for m in layout {
+        let len = match m {
+            Member::Addr => addr_len,
+            Member::Port => 4,
+        };
+        if rest.len() < len {
+            break;
+        }
+        let (this, next) = rest.split_at(len);
+        parts.push(match m {
+            Member::Addr => addr_text(this),
+            Member::Port => u16::from_be_bytes([this[0], this[1]]).to_string(),
+        });
+        rest = next;
+    }
+    if !rest.is_empty() {
+        parts.push(format!("{rest:02x?}"));
+    }
+    parts.join(" . ")
+}
+
+fn addr_text(bytes: &[u8]) -> String {
+    match <[u8; 4]>::try_from(bytes) {
+        Ok(v4) => std::net::Ipv4Addr::from(v4).to_string(),
+        Err(_) => match <[u8; 16]>::try_from(bytes) {
+            Ok(v6) => std::net::Ipv6Addr::from(v6).to_string(),
+            Err(_) => format!("{bytes:02x?}"),
+        },
+    }
+}
+
 /// An address in network byte order.
 fn addr_bytes(addr: &IpAddr) -> Vec<u8> {
     match addr {
@@ -166,6 +242,31 @@ mod tests {
             server: "192.0.2.10".parse().unwrap(),
             proxy: "192.0.2.1".parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn describe_reads_back_what_is_sent() {
+        let p = Pinhole::active(&addrs(), 2000, 55000, true);
+        let e = pinhole_elements(Family::V4, &p).unwrap();
+        assert_eq!(
+            describe(Family::V4, "ftp-proxy-8021", &e),
+            [
+                "add element ip ftp-proxy-8021 once { 192.0.2.10 . 192.0.2.1 . 55000 }",
+                "add element ip ftp-proxy-8021 rdr_to { 192.0.2.10 . 192.0.2.1 . 55000 : 198.51.100.2 . 2000 }",
+                "add element ip ftp-proxy-8021 nat_to_20 { 192.0.2.10 . 192.0.2.1 . 55000 : 203.0.113.5 }",
+            ]
+        );
+        let v6 = SessionAddrs {
+            client: "2001:db8::2".parse().unwrap(),
+            orig: "2001:db8::5".parse().unwrap(),
+            server: "2001:db8::5".parse().unwrap(),
+            proxy: "2001:db8::1".parse().unwrap(),
+        };
+        let e = pinhole_elements(Family::V6, &Pinhole::passive(&v6, 2121, 60000)).unwrap();
+        assert_eq!(
+            describe(Family::V6, "t", &e)[1],
+            "add element ip6 t rdr_to { 2001:db8::2 . 2001:db8::5 . 60000 : 2001:db8::5 . 2121 }"
+        );
     }
 
     #[test]

@@ -133,6 +133,12 @@ impl Filter for Nftables {
         Ok(())
     }
 
+    fn describe(&self, id: SessionId) -> Vec<String> {
+        self.installed.get(&id).map_or_else(Vec::new, |e| {
+            elements::describe(self.family, &self.table_name(), e)
+        })
+    }
+
     /// Deletes the table, then closes the socket, which would make the kernel
     /// delete an owned table anyway: after this nothing of ours is left.
     fn shutdown(&mut self) -> io::Result<()> {

@@ -1,4 +1,4 @@
-//! OpenBSD: the [`Filter`] over `/dev/pf`.
+//! The [`Filter`] over pf, through a [`Device`]: `/dev/pf` on OpenBSD.
 //!
 //! Each session owns the anchor `ftp-proxy/<pid>.<id>`. Every negotiation is
 //! one transaction on it (DIOCXBEGIN, two DIOCADDRULE, DIOCXCOMMIT) that
@@ -13,95 +13,82 @@
 //! ends a session whose pinhole failed and calls [`Filter::close`], whose
 //! empty transaction is exactly that next DIOCXBEGIN; its commit then leaves
 //! the anchor empty and pf removes it.
+//!
+//! The code also compiles on an x86_64 host given OpenBSD headers (see
+//! build.rs), so that tests drive it against a model of the kernel.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::c_char;
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
-use std::time::Duration;
 
 use nix::errno::Errno;
 
 use super::anchor;
-use super::ioc::{nr, PF_GROUP};
-use super::rule::{self, Action, Direction, Pool, RuleSpec};
+use super::arg::{c_name, Arg};
+use super::conf;
+use super::device::{Device, Request};
+use super::rule::{self, Action, Direction, Pool, RuleOptions, RuleSpec};
 use super::sys;
 use crate::filter::{Filter, SessionId};
-use crate::pinhole::{Pinhole, RuleOptions};
+use crate::pinhole::Pinhole;
 
-/// The ioctls, with request numbers nix computes from the generated
-/// structures' sizes (`_IOWR('D', n, T)`).
-mod ioctl {
-    use super::{nr, sys, PF_GROUP};
-    nix::ioctl_readwrite!(add_rule, PF_GROUP, nr::DIOCADDRULE, sys::pfioc_rule);
-    nix::ioctl_readwrite!(get_status, PF_GROUP, nr::DIOCGETSTATUS, sys::pf_status);
-    nix::ioctl_readwrite!(
-        get_rulesets,
-        PF_GROUP,
-        nr::DIOCGETRULESETS,
-        sys::pfioc_ruleset
-    );
-    nix::ioctl_readwrite!(
-        get_ruleset,
-        PF_GROUP,
-        nr::DIOCGETRULESET,
-        sys::pfioc_ruleset
-    );
-    nix::ioctl_readwrite!(begin, PF_GROUP, nr::DIOCXBEGIN, sys::pfioc_trans);
-    nix::ioctl_readwrite!(commit, PF_GROUP, nr::DIOCXCOMMIT, sys::pfioc_trans);
-}
-
-/// How long to wait before the one retry of a commit that found pf busy.
-const COMMIT_RETRY: Duration = Duration::from_millis(5);
-
-/// The pf backend: the open `/dev/pf` and what the sessions' rules share.
+/// The pf backend: the device and what the sessions' rules share.
 pub struct Pf {
-    dev: File,
+    dev: Box<dyn Device>,
     /// -v, -T, -q and the proxy's rdomain; the client's is per session.
     opts: RuleOptions,
     client_rdomains: HashMap<SessionId, u32>,
     /// Sessions whose anchor may exist (a DIOCXBEGIN was issued for it).
     anchors: HashSet<SessionId>,
+    /// The rules each session's anchor holds, exactly as they were added.
+    installed: HashMap<SessionId, [RuleSpec; 2]>,
     startup: Vec<String>,
 }
 
 impl Pf {
-    /// Opens `/dev/pf` read-write (as root, before the chroot), checks that
-    /// pf is enabled, and empties the anchors of dead instances.
-    ///
-    /// `opts` carries -v, -T and -q; a missing `proxy_rdomain` is taken from
+    /// Opens `/dev/pf` read-write (as root, before the chroot), then as
+    /// [`Pf::with_device`]; a missing `proxy_rdomain` is taken from
     /// getrtable(2). Errors read like the original's start-up errors:
     /// `open /dev/pf: …`, `DIOCGETSTATUS: …`, `pf is disabled`.
     ///
     /// Must run before pledge(2): the stale-anchor listing
     /// (DIOCGETRULESETS/DIOCGETRULESET) is not in the `pf` promise.
+    #[cfg(target_os = "openbsd")]
     pub fn new(mut opts: RuleOptions) -> Result<Pf, String> {
-        let dev = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/pf")
-            .map_err(|e| format!("open /dev/pf: {}", strerror(&e)))?;
-        let mut status = sys::pf_status::default();
-        // SAFETY: dev is an open /dev/pf and status a valid, writable
-        // pf_status of the size the request number encodes.
-        unsafe { ioctl::get_status(dev.as_raw_fd(), &mut status) }
-            .map_err(|e| format!("DIOCGETSTATUS: {}", e.desc()))?;
-        if status.running == 0 {
-            return Err("pf is disabled".into());
-        }
+        let dev =
+            super::device::DevPf::open().map_err(|e| format!("open /dev/pf: {}", strerror(&e)))?;
         if opts.proxy_rdomain.is_none() {
             opts.proxy_rdomain = Some(crate::sys::proxy_rdomain());
         }
-        opts.client_rdomain = None;
+        Pf::with_device(Box::new(dev), opts)
+    }
+
+    /// The backend over `dev`: checks that pf is enabled and empties the
+    /// anchors of dead instances.
+    ///
+    /// `opts` carries -v, -T, -q and the proxy's rdomain (0 when None);
+    /// the client's rdomain comes per session through
+    /// [`Filter::set_client_rdomain`].
+    pub fn with_device(dev: Box<dyn Device>, mut opts: RuleOptions) -> Result<Pf, String> {
         let mut pf = Pf {
             dev,
-            opts,
+            opts: RuleOptions::default(),
             client_rdomains: HashMap::new(),
             anchors: HashSet::new(),
+            installed: HashMap::new(),
             startup: Vec::new(),
         };
+        let mut status = Arg::<sys::pf_status>::new();
+        pf.dev
+            .ioctl(Request::GetStatus(&mut status))
+            .map_err(|e| format!("DIOCGETSTATUS: {}", e.desc()))?;
+        if status.get().running == 0 {
+            return Err("pf is disabled".into());
+        }
+        opts.proxy_rdomain.get_or_insert(0);
+        opts.client_rdomain = None;
+        pf.opts = opts;
         pf.startup = match pf.remove_stale_anchors() {
             Ok(removed) => removed
                 .into_iter()
@@ -153,23 +140,21 @@ impl Pf {
 
     /// The names of the anchors directly under `parent`; none if `parent`
     /// does not exist (pf answers EINVAL).
-    fn child_anchors(&self, parent: &str) -> io::Result<Vec<String>> {
-        let mut rs = sys::pfioc_ruleset::default();
-        copy_name(&mut rs.path, parent)?;
-        // SAFETY: rs is a valid pfioc_ruleset with a NUL-terminated path.
-        match unsafe { ioctl::get_rulesets(self.fd(), &mut rs) } {
-            Ok(_) => {}
+    fn child_anchors(&mut self, parent: &str) -> io::Result<Vec<String>> {
+        let mut rs = Arg::<sys::pfioc_ruleset>::new();
+        copy_name(&mut rs.get_mut().path, parent)?;
+        match self.dev.ioctl(Request::GetRulesets(&mut rs)) {
+            Ok(()) => {}
             Err(Errno::EINVAL) => return Ok(Vec::new()),
             Err(e) => return Err(e.into()),
         }
         let mut names = Vec::new();
-        for n in 0..rs.nr {
-            let mut one = sys::pfioc_ruleset::default();
-            copy_name(&mut one.path, parent)?;
-            one.nr = n;
-            // SAFETY: as above; the kernel writes a NUL-terminated name.
-            match unsafe { ioctl::get_ruleset(self.fd(), &mut one) } {
-                Ok(_) => names.push(c_name(&one.name)),
+        for n in 0..rs.get().nr {
+            let mut one = Arg::<sys::pfioc_ruleset>::new();
+            copy_name(&mut one.get_mut().path, parent)?;
+            one.get_mut().nr = n;
+            match self.dev.ioctl(Request::GetRuleset(&mut one)) {
+                Ok(()) => names.push(c_name(&one.get().name)),
                 // The set changed under us: work with what was listed.
                 Err(Errno::EBUSY) => break,
                 Err(e) => return Err(e.into()),
@@ -178,45 +163,34 @@ impl Pf {
         Ok(names)
     }
 
-    /// One transaction on `path` that replaces its rules with `rules`
-    /// (none: empty the anchor, which pf then deletes).
-    fn transaction(&self, path: &str, rules: &[RuleSpec]) -> io::Result<()> {
-        let mut elem = sys::pfioc_trans_e::default();
-        elem.type_ = sys::PF_TRANS_RULESET as i32;
-        copy_name(&mut elem.anchor, path)?;
-        let mut trans = sys::pfioc_trans {
-            size: 1,
-            esize: std::mem::size_of::<sys::pfioc_trans_e>() as i32,
-            array: &mut elem,
-        };
-        // SAFETY: trans points at one valid element that outlives the call;
-        // the kernel fills in its ticket.
-        unsafe { ioctl::begin(self.fd(), &mut trans) }?;
-        let ticket = elem.ticket;
-        for spec in rules {
-            let mut pr = Box::<sys::pfioc_rule>::default();
-            pr.ticket = ticket;
-            copy_name(&mut pr.anchor, path)?;
-            fill_rule(&mut pr.rule, spec)?;
-            // SAFETY: pr is a fully initialised pfioc_rule on the heap.
-            unsafe { ioctl::add_rule(self.fd(), &mut *pr) }?;
+    /// Replaces the rules of anchor `path` with `rules` (none: empty the
+    /// anchor, which pf then deletes).
+    ///
+    /// A commit refused with EBUSY means another process opened a
+    /// transaction on the same anchor after ours (pfctl on `ftp-proxy/*`):
+    /// our ticket is stale for good, so the whole transaction is tried once
+    /// more with a fresh one.
+    fn transaction(&mut self, path: &str, rules: &[RuleSpec]) -> io::Result<()> {
+        match self.try_transaction(path, rules) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.try_transaction(path, rules),
+            other => other,
         }
-        // SAFETY: as for begin; the same element carries the ticket back.
-        match unsafe { ioctl::commit(self.fd(), &mut trans) } {
-            Err(Errno::EBUSY) => {
-                std::thread::sleep(COMMIT_RETRY);
-                // SAFETY: as above.
-                unsafe { ioctl::commit(self.fd(), &mut trans) }?;
-            }
-            other => {
-                other?;
-            }
-        }
-        Ok(())
     }
 
-    fn fd(&self) -> i32 {
-        self.dev.as_raw_fd()
+    fn try_transaction(&mut self, path: &str, rules: &[RuleSpec]) -> io::Result<()> {
+        let mut elem = Arg::<sys::pfioc_trans_e>::new();
+        elem.get_mut().type_ = sys::PF_TRANS_RULESET as i32;
+        copy_name(&mut elem.get_mut().anchor, path)?;
+        self.dev.ioctl(Request::XBegin(&mut elem))?;
+        for spec in rules {
+            let mut pr = Arg::<sys::pfioc_rule>::new();
+            pr.get_mut().ticket = elem.get().ticket;
+            copy_name(&mut pr.get_mut().anchor, path)?;
+            fill_rule(&mut pr.get_mut().rule, spec)?;
+            self.dev.ioctl(Request::AddRule(&mut pr))?;
+        }
+        self.dev.ioctl(Request::XCommit(&mut elem))?;
+        Ok(())
     }
 }
 
@@ -229,7 +203,10 @@ impl Filter for Pf {
         let rules = rule::pinhole_rules(pinhole, &self.session_options(id))?;
         let path = anchor::session_anchor(std::process::id(), id);
         self.anchors.insert(id);
-        self.transaction(&path, &rules)
+        // On failure the anchor keeps its active rules: `installed` too.
+        self.transaction(&path, &rules)?;
+        self.installed.insert(id, rules);
+        Ok(())
     }
 
     fn close(&mut self, id: SessionId) -> io::Result<()> {
@@ -240,6 +217,7 @@ impl Filter for Pf {
         let path = anchor::session_anchor(std::process::id(), id);
         self.transaction(&path, &[])?;
         self.anchors.remove(&id);
+        self.installed.remove(&id);
         Ok(())
     }
 
@@ -258,8 +236,10 @@ impl Filter for Pf {
         self.client_rdomains.insert(id, rdomain.unwrap_or(0));
     }
 
-    fn rule_options(&self, id: SessionId) -> Option<RuleOptions> {
-        Some(self.session_options(id))
+    fn describe(&self, id: SessionId) -> Vec<String> {
+        self.installed
+            .get(&id)
+            .map_or_else(Vec::new, |rules| conf::describe(rules))
     }
 }
 
@@ -333,11 +313,12 @@ fn set_pool(pool: &mut sys::pf_pool, p: &Pool) {
     pool.opts = sys::PF_POOL_NONE as u8;
 }
 
-/// OpenBSD's address family numbers (AF_INET6 is 24 here).
+/// OpenBSD's address family numbers, from its headers (AF_INET6 is 24
+/// there, 10 on Linux: the host's libc must not decide).
 fn family(ip: IpAddr) -> u8 {
     match ip {
-        IpAddr::V4(_) => libc::AF_INET as u8,
-        IpAddr::V6(_) => libc::AF_INET6 as u8,
+        IpAddr::V4(_) => sys::AF_INET as u8,
+        IpAddr::V6(_) => sys::AF_INET6 as u8,
     }
 }
 
@@ -352,16 +333,6 @@ fn copy_name(buf: &mut [c_char], s: &str) -> io::Result<()> {
     }
     buf[s.len()] = 0;
     Ok(())
-}
-
-/// The text of a NUL-terminated C buffer.
-fn c_name(buf: &[c_char]) -> String {
-    let bytes: Vec<u8> = buf
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Whether process `pid` exists: kill(pid, 0) succeeds or is refused. 0 and
@@ -390,10 +361,11 @@ fn strerror(e: &io::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::ioc::{self, amd64_rev1_543 as rev};
+    use super::super::ioc::amd64_rev1_543 as rev;
     use super::*;
     use std::mem::size_of;
 
+    #[cfg(target_os = "openbsd")]
     #[test]
     fn nix_request_numbers_are_the_ioccom_formula() {
         let pairs = [
@@ -402,6 +374,7 @@ mod tests {
             (nr::DIOCGETRULESETS, size_of::<sys::pfioc_ruleset>()),
             (nr::DIOCXBEGIN, size_of::<sys::pfioc_trans>()),
         ];
+        use super::super::ioc::{self, nr, PF_GROUP};
         for (n, size) in pairs {
             let by_nix = nix::request_code_readwrite!(PF_GROUP, n, size);
             assert_eq!(by_nix as u32, ioc::pf_iowr(n, size), "request {n}");
