@@ -57,9 +57,9 @@ apt_install() {
 	elif [ -n "$SUDO" ]; then
 		run=$SUDO
 	else
-		skip "missing Debian packages:$* (run as root, set SUDO=sudo, or apt-get install$*)"
+		skip "missing Debian packages: $* (run as root, set SUDO=sudo, or apt-get install $*)"
 	fi
-	say "installing$*"
+	say "installing $*"
 	$run env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
 	$run env DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends "$@" >/dev/null
