@@ -53,7 +53,10 @@
 # make regress that stopped before its REGRESS_CLEANUP) does not block the
 # next one: the pair(4) interfaces and the rdomains' loopbacks are
 # destroyed, processes left in the two test rdomains (only this harness
-# starts any there) are killed, the test user is removed.
+# starts any there) are killed, the test user is removed. Only what carries
+# the harness's mark (the interfaces' description, the account's comment,
+# both "ftp-proxy-regress") is removed; an interface, routing domain or
+# user of the same name that is someone else's makes the run SKIP instead.
 
 set -eu
 
@@ -80,6 +83,9 @@ C_IF=pair90 FWC_IF=pair91 FWS_IF=pair92 S_IF=pair93
 C4=10.254.91.2 FWC4=10.254.91.1 FWS4=10.254.92.1 S4=10.254.92.2
 C6=fd00:fe91::2 FWC6=fd00:fe91::1 FWS6=fd00:fe92::1 S6=fd00:fe92::2
 PORT=8021
+# Marks what this harness made (interface descriptions, the account's
+# comment), so that cleanup never removes anything it did not make.
+MARK=ftp-proxy-regress
 CASES="passive-inet active-inet passive-inet6 active-inet6"
 
 say() { printf '%s\n' "$*"; }
@@ -119,6 +125,31 @@ is_if() {
 	[ $DRY = yes ] || ifconfig "$1" >/dev/null 2>&1
 }
 
+# ours NAME: the interface exists and carries this harness's description.
+ours() {
+	[ $DRY = yes ] || ifconfig "$1" 2>/dev/null | grep -q "description: $MARK\$"
+}
+
+# foreign RDOMAIN: interfaces in that routing domain this harness did not
+# make (ifconfig prints "rdomain N" on an interface's first line).
+foreign() {
+	[ $DRY = no ] || return 0
+	ifconfig 2>/dev/null | awk -v rd="$1" '
+		/^[^ \t]/ { name = $1; sub(/:$/, "", name) }
+		/^[^ \t]/ && $0 ~ (" rdomain " rd " ") { print name }
+	' | while read -r i; do
+		case $i in
+		lo"$1") ;;
+		*) ours "$i" || echo "$i" ;;
+		esac
+	done
+}
+
+# our_user: the test account exists and is the one this harness made.
+our_user() {
+	[ $DRY = yes ] || grep -q "^$USER_NAME:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:[^:]*:$MARK:" /etc/master.passwd 2>/dev/null
+}
+
 # wait_for SECONDS WHAT CMD...: poll CMD every 0.1 s until it succeeds;
 # after SECONDS say so and return 1.
 wait_for() {
@@ -155,6 +186,20 @@ preconditions() {
 	pfctl -s info | grep -q '^Status: Enabled' || skip "pf is disabled (pfctl -e)"
 	pfctl -s rules | grep -q "^anchor \"$ANCHOR\"" ||
 		skip "the main ruleset has no 'anchor \"$ANCHOR\"' line to load into"
+	# Leftovers of an earlier run are removed by setup; anything else
+	# with the same names is not this harness's to touch.
+	for i in $C_IF $FWC_IF $FWS_IF $S_IF; do
+		if ifconfig "$i" >/dev/null 2>&1 && ! ours "$i"; then
+			skip "$i exists and is not this harness's (no description $MARK)"
+		fi
+	done
+	for rd in $CLIENT_RD $SERVER_RD; do
+		f=$(foreign $rd)
+		[ -z "$f" ] || skip "routing domain $rd is in use: $f"
+	done
+	if id $USER_NAME >/dev/null 2>&1 && ! our_user; then
+		skip "a user $USER_NAME exists that this harness did not make"
+	fi
 }
 
 # ---------------------------------------------------------------- setup
@@ -180,6 +225,7 @@ setup() {
 
 	for i in $C_IF $FWC_IF $FWS_IF $S_IF; do
 		run ifconfig $i create
+		run ifconfig $i description $MARK
 	done
 	run ifconfig $C_IF rdomain $CLIENT_RD
 	run ifconfig $S_IF rdomain $SERVER_RD
@@ -221,9 +267,9 @@ setup() {
 	pw=regress-$$
 	printf '%s\n' "$pw" | put "$WORK/password"
 	if [ $DRY = yes ]; then
-		say "+ useradd -d $WORK/home -s /bin/sh -c 'ftp-proxy regress' -p \$(encrypt $pw) $USER_NAME"
+		say "+ useradd -d $WORK/home -s /bin/sh -c $MARK -p \$(encrypt $pw) $USER_NAME"
 	else
-		useradd -d "$WORK/home" -s /bin/sh -c "ftp-proxy regress" \
+		useradd -d "$WORK/home" -s /bin/sh -c $MARK \
 			-p "$(encrypt "$pw")" $USER_NAME
 	fi
 	run dd if=/dev/random of="$WORK/home/data.bin" bs=64k count=64
@@ -420,10 +466,12 @@ cleanup() {
 		stop_proxy "$(dirname -- "$f")"
 	done
 	# Whatever runs in the test rdomains: the ftpd daemons, a stuck ftp(1).
+	# Only this harness starts processes there, unless the rdomain holds
+	# interfaces it did not make: then it is someone else's, left alone.
 	for rd in $CLIENT_RD $SERVER_RD; do
 		if [ $DRY = yes ]; then
 			say "+ kill \$(pgrep -T $rd)"
-		else
+		elif [ -z "$(foreign $rd)" ]; then
 			pids=$(pgrep -T $rd)
 			[ -z "$pids" ] || kill $pids
 		fi
@@ -444,16 +492,15 @@ cleanup() {
 			sysctl -q net.inet6.ip6.forwarding="$(cat "$WORK/forwarding6")"
 	fi
 	for i in $C_IF $FWC_IF $FWS_IF $S_IF; do
-		is_if "$i" && run ifconfig "$i" destroy
+		ours "$i" && run ifconfig "$i" destroy
 	done
 	# The rdomains' loopbacks appear with the first interface moved in;
-	# with them gone the rdomains are gone.
-	for i in lo$CLIENT_RD lo$SERVER_RD; do
-		is_if "$i" && run ifconfig "$i" destroy
+	# with them gone the rdomains are gone. Not while another interface
+	# is still in the rdomain.
+	for rd in $CLIENT_RD $SERVER_RD; do
+		is_if lo$rd && [ -z "$(foreign $rd)" ] && run ifconfig lo$rd destroy
 	done
-	if [ $DRY = yes ] || id $USER_NAME >/dev/null 2>&1; then
-		run userdel $USER_NAME
-	fi
+	our_user && run userdel $USER_NAME
 	run rm -rf "$WORK"
 	set -e
 	return 0
