@@ -334,6 +334,11 @@ stop_proxy() {
 	fi
 	[ -s "$dir/proxy.pid" ] || return 0
 	pid=$(cat "$dir/proxy.pid")
+	# A pid file of an earlier run may name a recycled pid.
+	if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" != ftp-proxy ]; then
+		rm -f "$dir/proxy.pid"
+		return 0
+	fi
 	kill "$pid" 2>/dev/null || :
 	n=0
 	while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do
@@ -448,7 +453,8 @@ capture() {
 
 # ---------------------------------------------------------------- cleanup
 
-# Undo whatever an earlier run left, as far as it is there. Never fails.
+# Undo whatever an earlier run left, as far as it is there. Fails only
+# when there is something to undo and this is not root.
 cleanup() {
 	set +e
 	# Nothing of this harness can exist elsewhere.
@@ -456,6 +462,7 @@ cleanup() {
 	if [ $DRY = no ] && [ "$(id -u)" != 0 ]; then
 		if [ -d "$WORK" ]; then
 			say "cleanup: $WORK is there but this is not root: run it under \${SUDO}" >&2
+			set -e
 			return 1
 		fi
 		return 0
