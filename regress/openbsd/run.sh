@@ -334,18 +334,17 @@ stop_proxy() {
 	fi
 	[ -s "$dir/proxy.pid" ] || return 0
 	pid=$(cat "$dir/proxy.pid")
-	# A pid file of an earlier run may name a recycled pid.
-	if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" != ftp-proxy ]; then
-		rm -f "$dir/proxy.pid"
-		return 0
+	# Signal it only if it still runs: a pid file of an earlier run may
+	# name a recycled pid. Its anchors are checked either way.
+	if [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = ftp-proxy ]; then
+		kill "$pid" 2>/dev/null || :
+		n=0
+		while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do
+			sleep 0.1
+			n=$((n + 1))
+		done
+		kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
 	fi
-	kill "$pid" 2>/dev/null || :
-	n=0
-	while kill -0 "$pid" 2>/dev/null && [ $n -lt 100 ]; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
 	rm -f "$dir/proxy.pid"
 	left=$(pfctl -a ftp-proxy -s Anchors 2>/dev/null | sed 's/^ *//' | grep "^ftp-proxy/$pid\." || :)
 	[ -z "$left" ] && return 0
