@@ -4,6 +4,8 @@
 PREFIX =	/usr/local
 DESTDIR =
 CARGO =		cargo
+DISTDIR =	.
+DIST_REF =	HEAD
 
 all: build
 
@@ -34,6 +36,12 @@ bench: build
 fuzz:
 	sh fuzz/run.sh
 
+# The release tarball ftp-proxy-<version>.tar.gz of DIST_REF (default HEAD;
+# a release uses its tag, e.g. DIST_REF=v0.1.0) in DISTDIR: git archive
+# through gzip -n, the same bytes every time (port/make-distfile).
+dist:
+	sh port/make-distfile -o "$(DISTDIR)" $(DIST_REF)
+
 install: build
 	sh dist/install.sh install "$(DESTDIR)" "$(PREFIX)"
 
@@ -43,4 +51,4 @@ uninstall:
 clean:
 	$(CARGO) clean
 
-.PHONY: all build demo regress bench fuzz install uninstall clean
+.PHONY: all build demo regress bench fuzz dist install uninstall clean

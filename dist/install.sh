@@ -1,10 +1,10 @@
 #!/bin/sh
-# Installs or uninstalls ftp-proxy: the binary, the man page, the systemd
-# unit and the example nftables snippet. Called by `make install` and
-# `make uninstall`.
+# Installs or uninstalls ftp-proxy in the layout of the system it runs on.
+# Called by `make install` and `make uninstall`.
 #
 # usage: install.sh install|uninstall DESTDIR PREFIX
 #
+# Linux (and any system but OpenBSD):
 #	$DESTDIR$PREFIX/sbin/ftp-proxy
 #	$DESTDIR$PREFIX/share/man/man8/ftp-proxy.8
 #	$DESTDIR$PREFIX/share/doc/ftp-proxy/examples/ftp-proxy.nft
@@ -16,6 +16,16 @@
 # $PREFIX/lib/systemd/system otherwise, which systemd also reads for
 # /usr/local, the default. For any other PREFIX, link the unit into
 # /etc/systemd/system. Its ExecStart names $PREFIX/sbin/ftp-proxy.
+#
+# OpenBSD, as hier(7) and the port lay it out:
+#	$DESTDIR$PREFIX/sbin/ftp-proxy
+#	$DESTDIR$PREFIX/man/man8/ftp-proxy.8
+# No systemd unit and no nftables example; the rc.d(8) script ftp_proxy
+# comes with the package (port/pkg/ftp_proxy.rc), which is the supported way
+# to install on OpenBSD.
+#
+# INSTALL_SYSTEM=Linux|OpenBSD overrides `uname -s` (regress/check-install.sh
+# checks both layouts on either system).
 #
 # uninstall removes exactly these files, and the documentation directory
 # that only this package uses; shared directories stay.
@@ -37,15 +47,24 @@ case $prefix in
 esac
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+system=${INSTALL_SYSTEM:-$(uname -s)}
 sbindir=$prefix/sbin
-man8dir=$prefix/share/man/man8
-docdir=$prefix/share/doc/ftp-proxy
-exampledir=$docdir/examples
-if [ "$prefix" = /usr ]; then
-	unitdir=/lib/systemd/system
-else
-	unitdir=$prefix/lib/systemd/system
-fi
+case $system in
+OpenBSD)
+	man8dir=$prefix/man/man8
+	docdir= exampledir= unitdir=
+	;;
+*)
+	man8dir=$prefix/share/man/man8
+	docdir=$prefix/share/doc/ftp-proxy
+	exampledir=$docdir/examples
+	if [ "$prefix" = /usr ]; then
+		unitdir=/lib/systemd/system
+	else
+		unitdir=$prefix/lib/systemd/system
+	fi
+	;;
+esac
 
 do_install() {
 	binary=$top/target/release/ftp-proxy
@@ -53,10 +72,11 @@ do_install() {
 		echo "install.sh: $binary not found: run make (cargo build --release) first" >&2
 		exit 1
 	fi
-	install -d -m 755 "$destdir$sbindir" "$destdir$man8dir" \
-		"$destdir$exampledir" "$destdir$unitdir"
+	install -d -m 755 "$destdir$sbindir" "$destdir$man8dir"
 	install -c -m 755 "$binary" "$destdir$sbindir/ftp-proxy"
 	install -c -m 644 "$top/man/ftp-proxy.8" "$destdir$man8dir/ftp-proxy.8"
+	[ -n "$unitdir" ] || return 0
+	install -d -m 755 "$destdir$exampledir" "$destdir$unitdir"
 	install -c -m 644 "$top/dist/ftp-proxy.nft" "$destdir$exampledir/ftp-proxy.nft"
 	unit=$(mktemp) || exit 1
 	trap 'rm -f "$unit"' EXIT
@@ -65,9 +85,9 @@ do_install() {
 }
 
 do_uninstall() {
-	rm -f "$destdir$sbindir/ftp-proxy" \
-		"$destdir$man8dir/ftp-proxy.8" \
-		"$destdir$exampledir/ftp-proxy.nft" \
+	rm -f "$destdir$sbindir/ftp-proxy" "$destdir$man8dir/ftp-proxy.8"
+	[ -n "$unitdir" ] || return 0
+	rm -f "$destdir$exampledir/ftp-proxy.nft" \
 		"$destdir$unitdir/ftp-proxy.service"
 	# Only if empty: an admin's own files there stay.
 	rmdir "$destdir$exampledir" 2>/dev/null || true

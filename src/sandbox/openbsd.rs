@@ -43,13 +43,23 @@ pub(super) fn drop_privileges(dir: &Path, account: &Account) -> Result<(), Strin
     super::verify_user(account)
 }
 
-/// unveil(NULL, NULL) first, so that no later unveil can make a path
-/// visible, then pledge. Order matters: after pledge without "unveil" the
-/// unveil call itself would be refused. (pledge without path promises also
-/// drops any unveil state; locking first states the intent and does not
-/// depend on that.) No exec promises: exec is not pledged at all.
+/// Hide the file system, lock the veil, then pledge.
+///
+/// unveil(2) restricts path lookups only once a path has been unveiled: a
+/// process that merely locks the veil with unveil(NULL, NULL) keeps seeing
+/// every path (kern_unveil.c's unveil_check_final() lets everything
+/// through while the process has no unveiled path). So `/` (the chroot's
+/// root, /var/empty) is unveiled with no permissions (""), which makes
+/// every lookup below it fail with ENOENT, and then unveil(NULL, NULL)
+/// forbids any later unveil from making a path visible again.
+///
+/// Order matters: after pledge without "unveil" the unveil calls would be
+/// refused. (pledge without path promises would also refuse path lookups
+/// on its own; the veil does not depend on that.) No exec promises: exec is
+/// not pledged at all.
 pub(super) fn lock_down() -> Result<Vec<String>, String> {
-    unveil::unveil("", "").map_err(|e| format!("unveil: {e}"))?;
+    unveil::unveil("/", "").map_err(|e| format!("unveil / \"\": {e}"))?;
+    unveil::unveil("", "").map_err(|e| format!("unveil lock: {e}"))?;
     pledge::pledge(PLEDGE_PROMISES, None)
         .map_err(|e| format!("pledge {PLEDGE_PROMISES:?}: {e}"))?;
     Ok(vec![

@@ -21,8 +21,10 @@ pub fn original_destination<F: AsFd>(fd: &F, _ipv6: bool) -> io::Result<SocketAd
 ///
 /// None when the socket's protocol has no routing table option
 /// (ENOPROTOOPT), which the original tolerates and treats as rdomain 0.
-/// pledge(2) allows reading SO_RTABLE under `inet`; only setting it is
-/// refused.
+/// Under pledge(2) this needs the `wroute` promise: kern_pledge.c's
+/// pledge_sockopt() refuses SO_RTABLE, get and set alike, to a process
+/// without it, and `inet` alone is not enough (see PLEDGE_PROMISES in
+/// src/sandbox/openbsd.rs).
 pub fn client_rdomain<F: AsFd>(fd: &F) -> io::Result<Option<u32>> {
     let mut rd: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
