@@ -61,6 +61,7 @@ class Config:
             self.session_count, self.session_seconds = 5, 5
             self.concurrent_counts = (5, 10)
             self.noop_count = 50
+            self.syscall_count = 200
             self.idle_sessions = (0, 5, 10)
             self.pinhole_sessions = 50
             self.max_seconds = 300
@@ -70,6 +71,7 @@ class Config:
             self.session_count, self.session_seconds = 300, 3
             self.concurrent_counts = (50, 500)
             self.noop_count = 2000
+            self.syscall_count = 2000
             self.idle_sessions = (0, 100, 500)
             self.pinhole_sessions = 500
             self.max_seconds = 2400
@@ -154,11 +156,18 @@ def failed(setup):
     return "relay failed: " if isinstance(setup, setupmod.Relay) else "failed: "
 
 
-def run_setup(setup, cfg, results, workdir, big, example, pass_no, broken):
-    """One pass of everything measured for one set-up, in its own lab. A
-    failing measurement is noted, the others still run, and it is not tried
-    again in later passes (broken: set of (set-up, step) that failed)."""
-    lab = labmod.Lab(setup.lab_kind)
+class Active:
+    """One set-up brought up for a pass: its lab, its server, its context."""
+
+    def __init__(self, setup, lab, srv, ctx):
+        self.setup, self.lab, self.srv, self.ctx = setup, lab, srv, ctx
+
+
+def bring_up(setup, index, cfg, results, workdir, big, pass_no):
+    """A set-up in a lab of its own (namespaces named after index, so that
+    every set-up's lab exists at once), with its server; None if it failed,
+    noted."""
+    lab = setupmod.BenchLab(setup.lab_kind, index)
     sdir = os.path.join(workdir, "%s-%d" % (setup.name, pass_no))
     os.makedirs(sdir)
     os.chmod(sdir, 0o755)
@@ -177,46 +186,80 @@ def run_setup(setup, cfg, results, workdir, big, example, pass_no, broken):
             lab.sysctl(ns, "net.ipv4.tcp_syncookies", 0)
         srv = server.start(lab, sdir, big[0], measures.BIG_FILE, measures.SMALL_FILE)
         setup.start(lab, sdir)
-        ctx = measures.Context(lab, setup, cfg, results, big[1], cfg.size, say)
-        first = pass_no == 0
-        steps = [("download PASV", lambda: measures.bulk(ctx, True, first)),
-                 ("download PORT", lambda: measures.bulk(ctx, False, first)),
-                 ("small sessions PASV", lambda: measures.sessions(ctx, True)),
-                 ("small sessions PORT", lambda: measures.sessions(ctx, False))]
-        if pass_no < cfg.concurrent_passes:
-            for n in cfg.concurrent_counts:
-                steps.append(("%d concurrent" % n,
-                              lambda n=n: measures.concurrent(ctx, n, srv.proc.pid)))
-        steps.append(("NOOP round trips", lambda: measures.noop(ctx)))
-        if setup.has_proxy and pass_no < cfg.memory_passes:
-            steps.append(("idle memory", lambda: measures.idle_memory(ctx)))
-        if setup.name == "ftp-proxy":
-            steps.append(("pinholes", lambda: measures.pinholes(ctx, example)))
-        for what, fn in steps:
-            if (setup.name, what) in broken:
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-                say("#   %-22s %5.1f s" % (what, time.monotonic() - t0))
-            except Exception as e:
-                broken.add((setup.name, what))
-                msg = "%s, %s (pass %d): %s" % (setup.title, what, pass_no + 1,
-                                                str(e).splitlines()[0][:300])
-                say("#   %-22s FAILED: %s" % (what, msg))
-                results.note(failed(setup) + msg)
+        ctx = measures.Context(lab, setup, cfg, results, big[1], cfg.size, say, pass_no, sdir)
+        return Active(setup, lab, srv, ctx)
     except Exception as e:
         results.note(failed(setup) + "%s: %s" % (setup.title, str(e).splitlines()[0][:300]))
         say("# %s: set-up failed: %s" % (setup.title, e))
         traceback.print_exc()
+        tear_down(setup, lab, srv, results)
+        return None
+
+
+def tear_down(setup, lab, srv, results):
+    try:
+        setup.stop()
+    except Exception as e:
+        results.note(failed(setup) + "%s: %s" % (setup.title, e))
+    if srv:
+        srv.stop()
+    lab.down()
+
+
+def steps(cfg, pass_no, example):
+    """(what, applies to set-up?, fn(active)) in the order measured: each step
+    runs for every set-up back to back before the next step starts, so the
+    set-ups' figures of one pass are taken under the same load and their
+    per-pass ratios are fair."""
+    first = pass_no == 0
+    out = [("download PASV", None, lambda a: measures.bulk(a.ctx, True, first)),
+           ("download PORT", None, lambda a: measures.bulk(a.ctx, False, first)),
+           ("small sessions PASV", None, lambda a: measures.sessions(a.ctx, True)),
+           ("small sessions PORT", None, lambda a: measures.sessions(a.ctx, False))]
+    if pass_no < cfg.concurrent_passes:
+        for n in cfg.concurrent_counts:
+            out.append(("%d concurrent" % n, None,
+                        lambda a, n=n: measures.concurrent(a.ctx, n, a.srv.proc.pid)))
+    out.append(("NOOP round trips", None, lambda a: measures.noop(a.ctx)))
+    if pass_no < cfg.memory_passes:
+        out.append(("idle memory", lambda s: s.has_proxy,
+                    lambda a: measures.idle_memory(a.ctx)))
+    out.append(("pinholes", lambda s: s.name == "ftp-proxy",
+                lambda a: measures.pinholes(a.ctx, example)))
+    return out
+
+
+def run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken):
+    """One pass: every set-up up at once, each in its own lab; then every
+    measurement over the set-ups in turn (in reverse order every other pass,
+    so that neither side of a ratio is always measured first). A failing
+    measurement is noted, the others still run, and it is not tried again
+    in later passes (broken: set of (set-up, step) that failed)."""
+    order = chosen if pass_no % 2 == 0 else list(reversed(chosen))
+    active = []
+    try:
+        for setup in order:
+            say("# pass %d/%d: %s up" % (pass_no + 1, cfg.passes, setup.title))
+            a = bring_up(setup, chosen.index(setup), cfg, results, workdir, big, pass_no)
+            if a:
+                active.append(a)
+        for what, applies, fn in steps(cfg, pass_no, example):
+            for a in active:
+                if (applies and not applies(a.setup)) or (a.setup.name, what) in broken:
+                    continue
+                t0 = time.monotonic()
+                try:
+                    fn(a)
+                    say("#   %-20s %-22s %5.1f s" % (a.setup.name, what, time.monotonic() - t0))
+                except Exception as e:
+                    broken.add((a.setup.name, what))
+                    msg = "%s, %s (pass %d): %s" % (a.setup.title, what, pass_no + 1,
+                                                    str(e).splitlines()[0][:300])
+                    say("#   %-20s %-22s FAILED: %s" % (a.setup.name, what, msg))
+                    results.note(failed(a.setup) + msg)
     finally:
-        try:
-            setup.stop()
-        except Exception as e:
-            results.note(failed(setup) + "%s: %s" % (setup.title, e))
-        if srv:
-            srv.stop()
-        lab.down()
+        for a in active:
+            tear_down(a.setup, a.lab, a.srv, results)
 
 
 def main():
@@ -251,9 +294,7 @@ def main():
         big = server.big_file(cfg.size)
         broken = set()
         for pass_no in range(cfg.passes):
-            for setup in chosen:
-                say("# pass %d/%d: %s" % (pass_no + 1, cfg.passes, setup.title))
-                run_setup(setup, cfg, results, workdir, big, example, pass_no, broken)
+            run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken)
         results.sort([s.title for s in chosen])
     except procs.Overtime:
         results.note("the run took more than %d s and was stopped" % cfg.max_seconds)
@@ -278,11 +319,23 @@ def output(args, cfg, results, elapsed):
                                            if cfg.quick else "")
     added = report.added_latency(results)
     targets = targetmod.evaluate(results, cfg)
+    paired = report.paired_lines(results, cfg.size_label)
+    costs = report.cost_lines(results)
     say("")
     say(title)
     say(desc)
     say("")
     say(report.text_table(results))
+    if paired:
+        say("")
+        say("Ratios paired per pass (median (min–max)):")
+        for p in paired:
+            say("  " + p)
+    if costs:
+        say("")
+        say("The proxies' own costs (independent of the machine's load):")
+        for c in costs:
+            say("  " + c)
     if added:
         say("")
         say("Latency added to a NOOP round trip over direct routing (difference of medians):")
@@ -291,7 +344,7 @@ def output(args, cfg, results, elapsed):
             results.note("NOOP round trip %s, %s: %+.1f us over direct routing"
                          % (q, setup, us))
     say("")
-    say("Targets (issue 7)%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
+    say("Targets%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
     for t in targets:
         say("  " + t)
     if results.notes:
@@ -307,14 +360,18 @@ def output(args, cfg, results, elapsed):
     svg_name = stem + ".svg"
     with open(os.path.join(out, svg_name), "w") as f:
         f.write(report.svg(results, cfg.size_label, desc))
-    page = report.markdown(results, desc, targets, title, svg_name, elapsed)
+    page = report.markdown(results, desc, targets, title, svg_name, elapsed, paired, costs)
     with open(os.path.join(out, stem + ".md"), "w") as f:
         f.write(page)
     # Every per-run value, for anyone who wants other statistics than these.
     with open(os.path.join(out, stem + ".json"), "w") as f:
         json.dump({"title": title, "machine": desc, "elapsed_s": round(elapsed, 1),
-                   "rows": [{"setup": r.setup, "metric": r.metric, "values": r.values}
-                            for r in results.rows],
+                   "rows": results.to_json(),
+                   "paired_ratios": [{"setup": a, "other": b, "metric": m,
+                                      "per_pass": results.paired(a, b, m).values}
+                                     for a, b, m in report.comparisons(cfg.size_label)
+                                     if results.paired(a, b, m)],
+                   "details": results.details,
                    "notes": results.notes}, f, indent=1)
     if not cfg.quick and not args.out and not args.only:
         readme_update(stem, results, desc, targets, title)
