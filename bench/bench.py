@@ -46,6 +46,9 @@ import targets as targetmod  # noqa: E402
 from results import Results  # noqa: E402
 
 
+QUICK_SIZE = 8 << 20
+
+
 class Config:
     """Sizes and repetitions. The quick mode checks that every set-up and
     every measurement works, not what the numbers are."""
@@ -56,7 +59,7 @@ class Config:
         # in turn, so a change in the machine's load during the run touches
         # all set-ups alike instead of whichever happened to run then.
         if quick:
-            self.size, self.size_label = 8 << 20, "8 MiB"
+            self.size, self.size_label = QUICK_SIZE, "8 MiB"
             self.passes, self.concurrent_passes, self.memory_passes = 1, 1, 1
             self.session_count, self.session_seconds = 5, 5
             self.concurrent_counts = (5, 10)
@@ -79,6 +82,8 @@ class Config:
         self.bulk_runs = self.session_rounds = self.concurrent_rounds = 1
         self.noop_rounds = self.memory_rounds = self.pinhole_runs = 1
         self.bulk_timeout = 120
+        # --timeline: sessions per set-up, mode and round.
+        self.timeline_sessions = 5 if quick else 50
         self.concurrent_seconds = 120
 
 
@@ -94,6 +99,12 @@ def parse_args():
                                  "for a full run, a temporary directory for --quick)")
     p.add_argument("--passes", type=int, help="passes over all set-ups (default 5, quick 1)")
     p.add_argument("--binary", help="the ftp-proxy to measure (default: the release build)")
+    p.add_argument("--timeline", action="store_true",
+                   help="instead of the figures, per-session timelines of PASV and PORT "
+                        "through direct routing, the conntrack helper and the daemon "
+                        "(packet capture on the gateway, strace of the daemon)")
+    p.add_argument("--no-timeline", action="store_true",
+                   help="do not make the timelines after the figures")
     p.add_argument("--only", help="comma-separated set-up names (direct, helper, ftp-proxy, "
                                   "suse, proftpd-proxy)")
     return p.parse_args()
@@ -274,6 +285,7 @@ def main():
     results = Results()
     workdir = procs.work_dir("ftp-proxy-bench-", "/var/tmp")
     status = 0
+    timelines = None
     try:
         if not args.no_install:
             procs.run(["sh", os.path.join(HERE, "install-deps.sh")], timeout=1800)
@@ -290,12 +302,17 @@ def main():
             say("# %s left out: %s" % (title, why))
         LOAD_AT_START.append("%.2f %.2f %.2f" % os.getloadavg())
         say("# load average at start: %s" % LOAD_AT_START[0])
-        say("# making the %s file" % cfg.size_label)
-        big = server.big_file(cfg.size)
-        broken = set()
-        for pass_no in range(cfg.passes):
-            run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken)
-        results.sort([s.title for s in chosen])
+        # The timelines move 1 KiB files only: the large file of the quick size.
+        size = QUICK_SIZE if args.timeline else cfg.size
+        say("# making the %d MiB file" % (size >> 20))
+        big = server.big_file(size)
+        if not args.timeline:
+            broken = set()
+            for pass_no in range(cfg.passes):
+                run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken)
+            results.sort([s.title for s in chosen])
+        if args.timeline or not args.no_timeline:
+            timelines = run_timeline(cfg, chosen, results, workdir, big)
     except procs.Overtime:
         results.note("the run took more than %d s and was stopped" % cfg.max_seconds)
         status = 1
@@ -305,14 +322,51 @@ def main():
         accounting.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    status = max(status, output(args, cfg, results, elapsed))
+    status = max(status, output(args, cfg, results, elapsed, timelines))
     return status
 
 
-def output(args, cfg, results, elapsed):
+def run_timeline(cfg, chosen, results, workdir, big):
+    """The per-session timelines (bench/timeline_run.py): (markdown, data),
+    or None when they could not be made (noted)."""
+    import timeline_run
+
+    if not timeline_run.available():
+        results.note("timelines not made: tcpdump or strace missing "
+                     "(bench/install-deps.sh installs them)")
+        return None
+    rounds = []
+
+    def up(setup, index):
+        rounds.append(setup)     # a directory of its own for each lab brought up
+        return bring_up(setup, index, cfg, results, workdir, big, len(rounds))
+
+    def down(active):
+        tear_down(active.setup, active.lab, active.srv, results)
+    tl = timeline_run.run(chosen, cfg, up, down, say)
+    for f in tl.failures:
+        results.note("failed: timeline, " + f)
+    return tl
+
+
+def output(args, cfg, results, elapsed, timelines=None):
     """Print the table, the added latency and the targets; write the files.
     Exit status 1 when something failed to run (never for a missed target)."""
     when = datetime.datetime.now(datetime.timezone.utc)
+    out = args.out or (os.path.join(HERE, "results") if not cfg.quick
+                       else tempfile.mkdtemp(prefix="ftp-proxy-bench-results-"))
+    os.makedirs(out, exist_ok=True)
+    stem = when.strftime("%Y-%m-%d") + ("-quick" if cfg.quick else "")
+    if timelines:
+        import timeline_run
+        timelines.write(out, "timeline-" + stem)
+    if args.timeline:
+        say("")
+        say(timelines.md if timelines else "no timelines")
+        for n in results.notes:
+            say("  " + n)
+        say("# timelines: %s/timeline-%s.md and .json" % (out, stem))
+        return 1 if [n for n in results.notes if n.startswith("failed")] or not timelines else 0
     desc = machine()
     title = "ftp-proxy benchmark, %s%s" % (when.strftime("%Y-%m-%d %H:%M UTC"),
                                            " (quick mode: sizes too small to mean anything)"
@@ -347,16 +401,12 @@ def output(args, cfg, results, elapsed):
     say("Targets%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
     for t in targets:
         say("  " + t)
-    if results.notes:
+    notes = [n for n in results.notes if not n.startswith("NOOP round trip")]
+    if notes:
         say("")
         say("Notes:")
-        for n in results.notes:
-            if not n.startswith("NOOP round trip"):
-                say("  " + n)
-    out = args.out or (os.path.join(HERE, "results") if not cfg.quick
-                       else tempfile.mkdtemp(prefix="ftp-proxy-bench-results-"))
-    os.makedirs(out, exist_ok=True)
-    stem = when.strftime("%Y-%m-%d") + ("-quick" if cfg.quick else "")
+        for n in notes:
+            say("  " + n)
     svg_name = stem + ".svg"
     with open(os.path.join(out, svg_name), "w") as f:
         f.write(report.svg(results, cfg.size_label, desc))
@@ -374,9 +424,13 @@ def output(args, cfg, results, elapsed):
                    "details": results.details,
                    "notes": results.notes}, f, indent=1)
     if not cfg.quick and not args.out and not args.only:
-        readme_update(stem, results, desc, targets, title)
+        readme_update(stem, results, desc, targets, title, paired, costs, timelines)
         top_readme_update(stem, results, cfg, desc)
     say("")
+    if timelines:
+        say(timelines.summary)
+        say("")
+        say("# timelines: %s/timeline-%s.md and .json" % (out, stem))
     say("# results: %s/%s.md, .svg and .json" % (out, stem))
     say("# %.0f s" % elapsed)
     # Only a measurement that could not be made fails the run; what the
@@ -388,8 +442,9 @@ def output(args, cfg, results, elapsed):
 BEGIN, END = "<!-- latest results: begin -->", "<!-- latest results: end -->"
 
 
-def readme_update(stem, results, desc, targets, title):
-    """Put the latest table and plot into bench/README.md between markers."""
+def readme_update(stem, results, desc, targets, title, paired, costs, timelines):
+    """Put the latest figures, plot and timelines' round trips into
+    bench/README.md between markers."""
     path = os.path.join(HERE, "README.md")
     if not os.path.exists(path):
         return
@@ -397,11 +452,17 @@ def readme_update(stem, results, desc, targets, title):
         text = f.read()
     if BEGIN not in text or END not in text:
         return
-    section = "\n".join([BEGIN, "", "**%s**" % title, "", desc, "",
-                         "![throughput and sessions per second](results/%s.svg)" % stem, "",
-                         report.markdown_table(results), "", "Targets:", ""] +
-                        ["- " + t for t in targets] +
-                        ["", "Full page: [results/%s.md](results/%s.md)" % (stem, stem), "", END])
+    lines = [BEGIN, "", "**%s**" % title, "", desc, "",
+             "![throughput and sessions per second](results/%s.svg)" % stem, ""]
+    lines += ["Ratios paired per pass, median (min–max):", ""] + ["- " + p for p in paired] + [""]
+    lines += ["The proxies' own costs:", ""] + ["- " + c for c in costs] + [""]
+    lines += [report.markdown_table(results), "", "Targets:", ""] + ["- " + t for t in targets]
+    if timelines:
+        lines += ["", timelines.summary, "",
+                  "Every step of every timeline: [results/timeline-%s.md](results/timeline-%s.md)."
+                  % (stem, stem)]
+    lines += ["", "Full page: [results/%s.md](results/%s.md)" % (stem, stem), "", END]
+    section = "\n".join(lines)
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     with open(path, "w") as f:

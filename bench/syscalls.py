@@ -64,19 +64,27 @@ def describe(rows):
 
 
 class Count:
-    """strace -c attached to pids for the life of the object (a context
-    manager); .counts holds the summary once it has left."""
+    """strace attached to pids for the life of the object (a context
+    manager), by default with -c: .counts holds the summary once it has
+    left. Other options (a trace with timestamps) leave .counts None and
+    the output in out_path."""
 
-    def __init__(self, pids, out_path):
+    def __init__(self, pids, out_path, options=("-c",), ns=None):
+        self.ns = ns
         self.pids = list(pids)
         self.out_path = out_path
+        self.options = list(options)
         self.proc = None
         self.counts = None
 
     def __enter__(self):
-        argv = ["strace", "-c", "-f", "-o", self.out_path]
+        argv = ["strace"] + self.options + ["-f", "-o", self.out_path]
         for pid in self.pids:
             argv += ["-p", str(pid)]
+        if self.ns:
+            # In the traced process's network namespace: -yy describes a
+            # socket through sock_diag, which sees only its own namespace.
+            argv = ["nsenter", "--net=/run/netns/" + self.ns, "--"] + argv
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, start_new_session=True)
         # strace says "Process N attached" for each PID on stderr; only then
@@ -104,9 +112,10 @@ class Count:
         if exc[0] is None:
             # strace ends itself with the signal it was sent, after the summary.
             if status not in (0, -signal.SIGINT, 128 + signal.SIGINT):
-                raise RuntimeError("strace -c exited %s" % status)
-            with open(self.out_path) as f:
-                self.counts = parse_summary(f.read())
+                raise RuntimeError("strace exited %s" % status)
+            if "-c" in self.options:
+                with open(self.out_path) as f:
+                    self.counts = parse_summary(f.read())
         return False
 
     def _end(self):
