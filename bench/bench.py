@@ -84,6 +84,7 @@ class Config:
         self.bulk_timeout = 120
         # --timeline: sessions per set-up, mode and round.
         self.timeline_sessions = 5 if quick else 50
+        self.timeline_rounds = 5
         self.concurrent_seconds = 120
 
 
@@ -103,6 +104,9 @@ def parse_args():
                    help="instead of the figures, per-session timelines of PASV and PORT "
                         "through direct routing, the conntrack helper and the daemon "
                         "(packet capture on the gateway, strace of the daemon)")
+    p.add_argument("--pin", action="store_true",
+                   help="experiment: the FTP server on the last CPU, the proxy on the others "
+                        "(as if the server were another machine)")
     p.add_argument("--no-timeline", action="store_true",
                    help="do not make the timelines after the figures")
     p.add_argument("--only", help="comma-separated set-up names (direct, helper, ftp-proxy, "
@@ -167,6 +171,23 @@ def failed(setup):
     return "relay failed: " if isinstance(setup, setupmod.Relay) else "failed: "
 
 
+def pin(server_pid, proxy_pid):
+    """--pin: the server (and the processes it forks) on the last CPU, the
+    proxy on the others, as if the server were another machine. Without
+    it, the scheduler may wake the daemon on the CPU where the server is
+    still busy (a vsftpd process exiting after its 221) and the daemon
+    waits for that CPU; the timelines show it. An experiment: the
+    benchmark's figures are made without it."""
+    import procstat
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise RuntimeError("--pin needs two CPUs or more")
+    os.sched_setaffinity(server_pid, {cpus[-1]})
+    if proxy_pid:
+        for pid in [proxy_pid] + procstat.descendants(proxy_pid):
+            os.sched_setaffinity(pid, set(cpus[:-1]))
+
+
 class Active:
     """One set-up brought up for a pass: its lab, its server, its context."""
 
@@ -197,6 +218,8 @@ def bring_up(setup, index, cfg, results, workdir, big, pass_no):
             lab.sysctl(ns, "net.ipv4.tcp_syncookies", 0)
         srv = server.start(lab, sdir, big[0], measures.BIG_FILE, measures.SMALL_FILE)
         setup.start(lab, sdir)
+        if cfg.pin:
+            pin(srv.proc.pid, setup.pid())
         ctx = measures.Context(lab, setup, cfg, results, big[1], cfg.size, say, pass_no, sdir)
         return Active(setup, lab, srv, ctx)
     except Exception as e:
@@ -276,6 +299,9 @@ def run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken):
 def main():
     args = parse_args()
     cfg = Config(args.quick)
+    cfg.pin = args.pin
+    if args.pin:
+        args.out = args.out or tempfile.mkdtemp(prefix="ftp-proxy-bench-pinned-")
     if args.passes:
         cfg.passes = max(1, min(args.passes, 20))
     if os.geteuid() != 0:
@@ -283,6 +309,9 @@ def main():
         return 2
     started = procs.start_run(cfg.max_seconds)
     results = Results()
+    if cfg.pin:
+        results.note("--pin: the FTP server on the last CPU, the proxy on the others; "
+                     "an experiment, not the benchmark's arrangement")
     workdir = procs.work_dir("ftp-proxy-bench-", "/var/tmp")
     status = 0
     timelines = None

@@ -217,6 +217,7 @@ def test_sessions_steps_and_round_trips():
     assert round(rt["PASV"]["gateway, command"][0]) == 25
     assert round(rt["PASV"]["gateway, reply"][0]) == 80
     assert round(rt["data SYN"]["gateway"][0]) == 20
+    assert round(rt["whole session"]["client SYN to the last reply out"][1]) == 1280
     table = timeline.round_trip_table([("ftp-proxy (this)", rt)])
     assert "| PASV | gateway, reply | 80 |" in table
 

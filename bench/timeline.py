@@ -315,13 +315,19 @@ def round_trips(sess):
     the gateway (in from the client, out toward the server: the daemon's
     read, a PORT's pinhole, its write); "gateway, reply", the reply's (in
     from the server, out toward the client: a PASV's pinhole). For a data
-    connection's SYN, "gateway": its crossing."""
+    connection's SYN, "gateway": its crossing. And the "whole session",
+    from the client's SYN to the last reply leaving toward the client."""
     out = {}
 
     def payload_on(side):
         return lambda sd, what: sd == side and _payload(what)
     for s in sess:
         s = numbered(s)
+        replies = [t for t, e in s if not e.startswith("daemon") and _parts(e)[0] == "gw>c"
+                   and _payload(_parts(e)[1])]
+        if s and replies:
+            out.setdefault("whole session", {}).setdefault(
+                "client SYN to the last reply out", []).append((replies[-1] - s[0][0]) * 1e6)
         for i, (t, e) in enumerate(s):
             if e.startswith("daemon"):
                 continue

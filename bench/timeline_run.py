@@ -20,8 +20,7 @@ import timeline
 SETUPS = ("direct", "helper", "ftp-proxy")
 CAPTURE_FILTER = ("tcp and (port 21 or port %d or tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)"
                   % 8021)
-STRACE = ["-ttt", "-T", "-yy", "-s", "64", "-e",
-          "trace=accept4,accept,connect,sendto,recvfrom,sendmsg,recvmsg"]
+STRACE = ["-ttt", "-T", "-yy", "-s", "64"]
 
 
 class Capture:
@@ -57,32 +56,55 @@ class Capture:
             return timeline.parse_pcap(f.read())
 
 
-def one_round(active, passive, count, tag, with_strace):
-    """count small sessions with a capture (and strace on the daemon):
-    (sessions, packets)."""
+def packets_rounds(actives, passive, cfg, tag, say):
+    """The packets-only timelines of every set-up, in rounds: each round
+    runs a few sessions through each set-up in turn (the order reversed
+    every other round), so that the machine's changing load falls on all
+    of them alike, as in the benchmark's passes. Each lab's gateway has its
+    own capture. {set-up name: (sessions, packets)}."""
+    n = cfg.timeline_sessions
+    rounds = max(1, min(cfg.timeline_rounds, n))
+    per = [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]
+    caps = {}
+    try:
+        for a in actives:
+            path = os.path.join(a.ctx.workdir, "timeline-%s-%s.pcap" % (a.setup.name, tag))
+            caps[a.setup.name] = Capture(a.lab.gateway, path).__enter__()
+        for i, count in enumerate(per):
+            order = actives if i % 2 == 0 else list(reversed(actives))
+            for a in order:
+                _sessions(a, passive, count, tag)
+    finally:
+        for cap in caps.values():
+            cap.__exit__(None, None, None)
+    out = {}
+    for name, cap in caps.items():
+        packets = cap.packets()
+        out[name] = (timeline.sessions(packets), packets)
+    return out
+
+
+def strace_round(active, passive, count, tag):
+    """count sessions with a capture and strace on the daemon: (sessions,
+    packets)."""
     ctx = active.ctx
-    pcap = os.path.join(ctx.workdir, "timeline-%s.pcap" % tag)
+    pcap = os.path.join(ctx.workdir, "timeline-%s-strace.pcap" % tag)
     trace = os.path.join(ctx.workdir, "timeline-%s.strace" % tag)
-    events = []
     with Capture(active.lab.gateway, pcap) as cap:
-        if with_strace:
-            with syscalls.Count(active.setup.account.pids(), trace, STRACE,
-                                ns=active.lab.gateway):
-                r = _sessions(ctx, passive, count)
-            with open(trace, errors="replace") as f:
-                events = timeline.parse_strace(f.read())
-        else:
-            r = _sessions(ctx, passive, count)
-    if r["errors"] or r["done"] != count:
-        raise measures.Fail("timeline %s: %d of %d sessions, first error %s"
-                            % (tag, r["done"], count, r["first_error"]))
+        with syscalls.Count(active.setup.account.pids(), trace, STRACE, ns=active.lab.gateway):
+            _sessions(active, passive, count, tag + ", strace")
+    with open(trace, errors="replace") as f:
+        events = timeline.parse_strace(f.read())
     packets = cap.packets()
     return timeline.sessions(packets, events), packets
 
 
-def _sessions(ctx, passive, count):
-    return measures.loadgen(ctx, "sessions", count + 60, count=count, max_seconds=count + 30,
-                            active=not passive)
+def _sessions(active, passive, count, tag):
+    r = measures.loadgen(active.ctx, "sessions", count + 60, count=count,
+                         max_seconds=count + 30, active=not passive)
+    if r["errors"] or r["done"] != count:
+        raise measures.Fail("timeline %s, %s: %d of %d sessions, first error %s"
+                            % (active.setup.title, tag, r["done"], count, r["first_error"]))
 
 
 def available():
@@ -110,48 +132,58 @@ def run(chosen, cfg, bring_up, tear_down, say):
     data, failures, summary = {}, [], []
     md = ["# Per-session timelines", "",
           "%d small sessions per set-up and mode (ftplib: log in, LIST, RETR of 1 KiB, QUIT), "
-          "one after another. Times in µs; medians over the sessions. c>gw: reaching the "
-          "gateway from the client; gw>s: leaving it toward the server; s>gw, gw>c the other "
-          "way; \"daemon ...\": the daemon's system calls (strace round only)."
-          % cfg.timeline_sessions, ""]
-    for passive in (True, False):
-        mode = measures.mode_name(passive)
-        columns, sections = [], []
+          "one after another, in %d rounds that take the set-ups in turn. Times in µs, "
+          "medians over the sessions. c>gw: reaching the gateway from the client; gw>s: "
+          "leaving it toward the server; s>gw, gw>c the other way; \"daemon ...\": the "
+          "daemon's system calls, from a separate round with strace attached, which slows "
+          "every call it traces: its gaps are longer than in the round without it."
+          % (cfg.timeline_sessions, min(cfg.timeline_rounds, cfg.timeline_sessions)), ""]
+    actives = []
+    try:
         for index, setup in enumerate(wanted):
-            active = bring_up(setup, index)
-            if active is None:
-                continue
+            a = bring_up(setup, index)
+            if a is None:
+                failures.append("%s: set-up failed" % setup.title)
+            else:
+                actives.append(a)
+        for passive in (True, False):
+            mode = measures.mode_name(passive)
+            columns, sections = [], []
+            timelines = []
             try:
-                rounds = [("packets", False)]
-                if setup.account and syscalls.available():
-                    rounds.append(("packets and strace", True))
-                for label, with_strace in rounds:
-                    tag = "%s-%s-%s" % (setup.name, mode, "strace" if with_strace else "packets")
-                    say("# timeline: %s %s, %s" % (setup.title, mode, label))
-                    sess, packets = one_round(active, passive, cfg.timeline_sessions, tag,
-                                              with_strace)
-                    st = timeline.steps(sess)
-                    rt = timeline.round_trips(sess)
-                    found = timeline.findings(packets)
-                    title = "%s%s" % (setup.title, ", strace" if with_strace else "")
-                    if not with_strace:
-                        columns.append((setup.title, rt))
-                    data.setdefault(mode, {})[title] = {
-                        "steps": [{"event": e, "offset_us": o, "gap_us": g, "sessions": n}
-                                  for e, o, g, n in st],
-                        "round_trips": rt, "findings": [list(f) for f in found]}
-                    sections += ["### %s, %s" % (title, mode), ""]
-                    sections += [_findings_text(found), "", timeline.step_table(st), ""]
+                say("# timelines: %s, %s" % (mode, ", ".join(a.setup.name for a in actives)))
+                got = packets_rounds(actives, passive, cfg, mode, say)
+                for a in actives:
+                    sess, packets = got[a.setup.name]
+                    timelines.append((a.setup.title, sess, packets))
+                    columns.append((a.setup.title, timeline.round_trips(sess)))
+                for a in actives:
+                    if a.setup.account and syscalls.available():
+                        say("# timelines: %s, %s with strace" % (mode, a.setup.name))
+                        sess, packets = strace_round(a, passive, cfg.timeline_sessions,
+                                                     "%s-%s" % (a.setup.name, mode))
+                        timelines.append((a.setup.title + ", strace", sess, packets))
             except Exception as e:
-                say("# timeline: %s %s failed: %s" % (setup.title, mode, e))
-                sections += ["### %s, %s: failed: %s" % (setup.title, mode, e), ""]
-                failures.append("%s %s: %s" % (setup.title, mode, str(e).splitlines()[0][:300]))
-            finally:
-                tear_down(active)
-        table = ["%s: round trips through the gateway (µs, median of %d sessions):"
-                 % (mode, cfg.timeline_sessions), "", timeline.round_trip_table(columns), ""]
-        summary += table
-        md += ["## %s" % mode, ""] + table + sections
+                say("# timelines: %s failed: %s" % (mode, e))
+                sections += ["### %s: failed: %s" % (mode, e), ""]
+                failures.append("%s: %s" % (mode, str(e).splitlines()[0][:300]))
+            for title, sess, packets in timelines:
+                st = timeline.steps(sess)
+                found = timeline.findings(packets)
+                data.setdefault(mode, {})[title] = {
+                    "steps": [{"event": e, "offset_us": o, "gap_us": g, "sessions": n}
+                              for e, o, g, n in st],
+                    "round_trips": timeline.round_trips(sess),
+                    "findings": [list(f) for f in found]}
+                sections += ["### %s, %s" % (title, mode), "", _findings_text(found), "",
+                             timeline.step_table(st), ""]
+            table = ["%s: round trips through the gateway (µs, median of %d sessions):"
+                     % (mode, cfg.timeline_sessions), "", timeline.round_trip_table(columns), ""]
+            summary += table
+            md += ["## %s" % mode, ""] + table + sections
+    finally:
+        for a in actives:
+            tear_down(a)
     return Timelines("\n".join(md), "\n".join(summary).rstrip(), data, failures)
 
 
