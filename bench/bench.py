@@ -53,8 +53,9 @@ class Config:
     """Sizes and repetitions. The quick mode checks that every set-up and
     every measurement works, not what the numbers are."""
 
-    def __init__(self, quick):
+    def __init__(self, quick, pin=False):
         self.quick = quick
+        self.pin = pin
         # Repetitions come from passes: every pass measures each set-up once,
         # in turn, so a change in the machine's load during the run touches
         # all set-ups alike instead of whichever happened to run then.
@@ -298,8 +299,7 @@ def run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken):
 
 def main():
     args = parse_args()
-    cfg = Config(args.quick)
-    cfg.pin = args.pin
+    cfg = Config(args.quick, args.pin)
     if args.pin:
         args.out = args.out or tempfile.mkdtemp(prefix="ftp-proxy-bench-pinned-")
     if args.passes:
