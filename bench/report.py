@@ -104,7 +104,7 @@ def markdown(results, machine, targets, title, svg_name=None, elapsed=None, pair
         parts += ["## Paired ratios (per pass: median (min–max))", ""] + \
             ["- " + p for p in paired] + [""]
     if costs:
-        parts += ["## The daemon's own costs (independent of the machine's load)", ""] + \
+        parts += ["## The proxies' own costs (independent of the machine's load)", ""] + \
             ["- " + c for c in costs] + [""]
     parts += ["## Every figure", "", markdown_table(results), ""]
     if targets:
@@ -164,12 +164,14 @@ def _chart(x0, y0, w, h, title, unit, groups, marks=()):
                        % (mid, min(base_y - bh, base_y - hi / top * plot_h) - 3, _short(v)))
         out.append('<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>'
                    % (cx, base_y + 16, html.escape(label)))
-    for value, text in marks:
+    for i, (value, text) in enumerate(marks):
+        # Labels at alternate ends: close reference lines do not overlap.
         y = base_y - value / top * plot_h
         out.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c00" '
                    'stroke-dasharray="4 3"/>' % (x0, y, x0 + w, y))
-        out.append('<text x="%d" y="%.1f" font-size="9" fill="#c00" text-anchor="end">%s</text>'
-                   % (x0 + w, y - 3, html.escape(text)))
+        out.append('<text x="%d" y="%.1f" font-size="9" fill="#c00" text-anchor="%s">%s</text>'
+                   % (x0 + w if i % 2 == 0 else x0 + 4, y - 3 if i % 2 == 0 else y + 10,
+                      "end" if i % 2 == 0 else "start", html.escape(text)))
     return out
 
 
