@@ -22,7 +22,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,6 @@ sys.path.insert(0, HERE)
 
 import accounting  # noqa: E402
 import daemon as daemonmod  # noqa: E402
-import lab as labmod  # noqa: E402
 import measures  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402

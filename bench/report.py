@@ -40,7 +40,8 @@ def comparisons(size_label):
 
 
 def paired_lines(results, size_label):
-    """["ftp-proxy (this) / conntrack helper, small sessions/s PASV: 0.83 (0.72–0.90), 5 passes"]."""
+    """One line per comparison measured: "ftp-proxy (this) / conntrack helper,
+    small sessions/s PASV: 0.83 (0.72–0.90), 5 passes"."""
     out = []
     for a, b, m in comparisons(size_label):
         sp = results.paired(a, b, m)

@@ -2,9 +2,10 @@
 through direct routing, the conntrack helper and the daemon (bench/timeline.py
 turns the captures into steps, round trips and findings).
 
-For each set-up and mode: a round of small sessions with a packet capture
-in the gateway namespace only, then, for the daemon, a second round with
-strace attached to it as well. Writes timeline-<date>.md and .json.
+Every set-up's lab is up at once. For each mode: small sessions in rounds
+that take the set-ups in turn, each lab's gateway with a packet capture of
+its own; then, for the daemon, a further round with strace attached to it
+as well. Written as timeline-<date>.md and .json beside the results.
 """
 
 import json
@@ -12,6 +13,7 @@ import os
 import shutil
 import signal
 
+import lab as labmod
 import measures
 import procs
 import syscalls
@@ -19,8 +21,9 @@ import timeline
 
 SETUPS = ("direct", "helper", "ftp-proxy")
 CAPTURE_FILTER = ("tcp and (port 21 or port %d or tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)"
-                  % 8021)
-STRACE = ["-ttt", "-T", "-yy", "-s", "64"]
+                  % labmod.PROXY_PORT)
+STRACE = ["-ttt", "-T", "-yy", "-s", "64", "-e",
+          "trace=accept4,accept,connect,sendto,recvfrom,sendmsg,recvmsg"]
 
 
 class Capture:
@@ -36,7 +39,8 @@ class Capture:
         self.proc = None
 
     def __enter__(self):
-        argv = ["tcpdump", "-i", "any", "-n", "-s", "256", "-U", "--immediate-mode", "-w", self.path, CAPTURE_FILTER]
+        argv = ["tcpdump", "-i", "any", "-n", "-s", "256", "-U", "--immediate-mode",
+                "-w", self.path, CAPTURE_FILTER]
         self.proc = procs.Background("tcpdump", argv, ns=self.ns, log_path=self.log)
 
         def listening():
