@@ -3,16 +3,21 @@
 
     make bench                       full run (root; installs what it lacks)
     make bench BENCH_QUICK=1         smoke test: every set-up once, tiny sizes
-    python3 bench/bench.py [--quick] [--no-install] [--out DIR]
+    python3 bench/bench.py [--quick] [--no-install] [--out DIR] [--timeline]
 
-Set-ups, each in a fresh copy of the regress lab (client, gateway and server
-network namespaces, vsftpd on the server): direct routing with a route back
-(the ceiling), the kernel's conntrack FTP helper with masquerade, this
-daemon, and the userspace relays that could be installed (SuSE ftp-proxy,
-proftpd mod_proxy). Prints a table (median, min, max over repeated runs and
-the ratio to direct routing), the latency each set-up adds to a control
-round trip, and the targets of issue 7; a full run also writes
-bench/results/<date>.md and .svg and updates bench/README.md.
+Set-ups, each in a copy of the regress lab of its own (client, gateway and
+server network namespaces, vsftpd on the server): direct routing with a
+route back (the ceiling), the kernel's conntrack FTP helper with
+masquerade, this daemon, and the userspace relays that could be installed
+(SuSE ftp-proxy, proftpd mod_proxy). Every pass brings them all up and runs
+each measurement over them back to back. Prints a table (median, min, max
+over the passes and the ratio to direct routing paired per pass), the
+paired ratios of the daemon to the helper and to direct routing, the
+proxies' CPU time per small session and per round trip and their system
+calls per round trip, the latency each set-up adds to a control round
+trip, the targets, and the per-session timelines' round trips. A full run
+writes bench/results/<date>.md, .svg and .json and timeline-<date>.md and
+.json there, and updates bench/README.md and the README's table.
 """
 
 import argparse
