@@ -3,16 +3,21 @@
 
     make bench                       full run (root; installs what it lacks)
     make bench BENCH_QUICK=1         smoke test: every set-up once, tiny sizes
-    python3 bench/bench.py [--quick] [--no-install] [--out DIR]
+    python3 bench/bench.py [--quick] [--no-install] [--out DIR] [--timeline]
 
-Set-ups, each in a fresh copy of the regress lab (client, gateway and server
-network namespaces, vsftpd on the server): direct routing with a route back
-(the ceiling), the kernel's conntrack FTP helper with masquerade, this
-daemon, and the userspace relays that could be installed (SuSE ftp-proxy,
-proftpd mod_proxy). Prints a table (median, min, max over repeated runs and
-the ratio to direct routing), the latency each set-up adds to a control
-round trip, and the targets of issue 7; a full run also writes
-bench/results/<date>.md and .svg and updates bench/README.md.
+Set-ups, each in a copy of the regress lab of its own (client, gateway and
+server network namespaces, vsftpd on the server): direct routing with a
+route back (the ceiling), the kernel's conntrack FTP helper with
+masquerade, this daemon, and the userspace relays that could be installed
+(SuSE ftp-proxy, proftpd mod_proxy). Every pass brings them all up and runs
+each measurement over them back to back. Prints a table (median, min, max
+over the passes and the ratio to direct routing paired per pass), the
+paired ratios of the daemon to the helper and to direct routing, the
+proxies' CPU time per small session and per round trip and their system
+calls per round trip, the latency each set-up adds to a control round
+trip, the targets, and the per-session timelines' round trips. A full run
+writes bench/results/<date>.md, .svg and .json and timeline-<date>.md and
+.json there, and updates bench/README.md and the README's table.
 """
 
 import argparse
@@ -22,7 +27,6 @@ import os
 import platform
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +40,6 @@ sys.path.insert(0, HERE)
 
 import accounting  # noqa: E402
 import daemon as daemonmod  # noqa: E402
-import lab as labmod  # noqa: E402
 import measures  # noqa: E402
 import procs  # noqa: E402
 import report  # noqa: E402
@@ -46,21 +49,26 @@ import targets as targetmod  # noqa: E402
 from results import Results  # noqa: E402
 
 
+QUICK_SIZE = 8 << 20
+
+
 class Config:
     """Sizes and repetitions. The quick mode checks that every set-up and
     every measurement works, not what the numbers are."""
 
-    def __init__(self, quick):
+    def __init__(self, quick, pin=False):
         self.quick = quick
+        self.pin = pin
         # Repetitions come from passes: every pass measures each set-up once,
         # in turn, so a change in the machine's load during the run touches
         # all set-ups alike instead of whichever happened to run then.
         if quick:
-            self.size, self.size_label = 8 << 20, "8 MiB"
+            self.size, self.size_label = QUICK_SIZE, "8 MiB"
             self.passes, self.concurrent_passes, self.memory_passes = 1, 1, 1
             self.session_count, self.session_seconds = 5, 5
             self.concurrent_counts = (5, 10)
             self.noop_count = 50
+            self.syscall_count = 200
             self.idle_sessions = (0, 5, 10)
             self.pinhole_sessions = 50
             self.max_seconds = 300
@@ -70,6 +78,7 @@ class Config:
             self.session_count, self.session_seconds = 300, 3
             self.concurrent_counts = (50, 500)
             self.noop_count = 2000
+            self.syscall_count = 2000
             self.idle_sessions = (0, 100, 500)
             self.pinhole_sessions = 500
             self.max_seconds = 2400
@@ -77,6 +86,9 @@ class Config:
         self.bulk_runs = self.session_rounds = self.concurrent_rounds = 1
         self.noop_rounds = self.memory_rounds = self.pinhole_runs = 1
         self.bulk_timeout = 120
+        # --timeline: sessions per set-up, mode and round.
+        self.timeline_sessions = 5 if quick else 50
+        self.timeline_rounds = 5
         self.concurrent_seconds = 120
 
 
@@ -92,6 +104,15 @@ def parse_args():
                                  "for a full run, a temporary directory for --quick)")
     p.add_argument("--passes", type=int, help="passes over all set-ups (default 5, quick 1)")
     p.add_argument("--binary", help="the ftp-proxy to measure (default: the release build)")
+    p.add_argument("--timeline", action="store_true",
+                   help="instead of the figures, per-session timelines of PASV and PORT "
+                        "through direct routing, the conntrack helper and the daemon "
+                        "(packet capture on the gateway, strace of the daemon)")
+    p.add_argument("--pin", action="store_true",
+                   help="experiment: the FTP server on the last CPU, the proxy on the others "
+                        "(as if the server were another machine)")
+    p.add_argument("--no-timeline", action="store_true",
+                   help="do not make the timelines after the figures")
     p.add_argument("--only", help="comma-separated set-up names (direct, helper, ftp-proxy, "
                                   "suse, proftpd-proxy)")
     return p.parse_args()
@@ -154,11 +175,35 @@ def failed(setup):
     return "relay failed: " if isinstance(setup, setupmod.Relay) else "failed: "
 
 
-def run_setup(setup, cfg, results, workdir, big, example, pass_no, broken):
-    """One pass of everything measured for one set-up, in its own lab. A
-    failing measurement is noted, the others still run, and it is not tried
-    again in later passes (broken: set of (set-up, step) that failed)."""
-    lab = labmod.Lab(setup.lab_kind)
+def pin(server_pid, proxy_pid):
+    """--pin: the server (and the processes it forks) on the last CPU, the
+    proxy on the others, as if the server were another machine. Without
+    it, the scheduler may wake the daemon on the CPU where the server is
+    still busy (a vsftpd process exiting after its 221) and the daemon
+    waits for that CPU; the timelines show it. An experiment: the
+    benchmark's figures are made without it."""
+    import procstat
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise RuntimeError("--pin needs two CPUs or more")
+    os.sched_setaffinity(server_pid, {cpus[-1]})
+    if proxy_pid:
+        for pid in [proxy_pid] + procstat.descendants(proxy_pid):
+            os.sched_setaffinity(pid, set(cpus[:-1]))
+
+
+class Active:
+    """One set-up brought up for a pass: its lab, its server, its context."""
+
+    def __init__(self, setup, lab, srv, ctx):
+        self.setup, self.lab, self.srv, self.ctx = setup, lab, srv, ctx
+
+
+def bring_up(setup, index, cfg, results, workdir, big, pass_no):
+    """A set-up in a lab of its own (namespaces named after index, so that
+    every set-up's lab exists at once), with its server; None if it failed,
+    noted."""
+    lab = setupmod.BenchLab(setup.lab_kind, index)
     sdir = os.path.join(workdir, "%s-%d" % (setup.name, pass_no))
     os.makedirs(sdir)
     os.chmod(sdir, 0o755)
@@ -177,51 +222,89 @@ def run_setup(setup, cfg, results, workdir, big, example, pass_no, broken):
             lab.sysctl(ns, "net.ipv4.tcp_syncookies", 0)
         srv = server.start(lab, sdir, big[0], measures.BIG_FILE, measures.SMALL_FILE)
         setup.start(lab, sdir)
-        ctx = measures.Context(lab, setup, cfg, results, big[1], cfg.size, say)
-        first = pass_no == 0
-        steps = [("download PASV", lambda: measures.bulk(ctx, True, first)),
-                 ("download PORT", lambda: measures.bulk(ctx, False, first)),
-                 ("small sessions PASV", lambda: measures.sessions(ctx, True)),
-                 ("small sessions PORT", lambda: measures.sessions(ctx, False))]
-        if pass_no < cfg.concurrent_passes:
-            for n in cfg.concurrent_counts:
-                steps.append(("%d concurrent" % n,
-                              lambda n=n: measures.concurrent(ctx, n, srv.proc.pid)))
-        steps.append(("NOOP round trips", lambda: measures.noop(ctx)))
-        if setup.has_proxy and pass_no < cfg.memory_passes:
-            steps.append(("idle memory", lambda: measures.idle_memory(ctx)))
-        if setup.name == "ftp-proxy":
-            steps.append(("pinholes", lambda: measures.pinholes(ctx, example)))
-        for what, fn in steps:
-            if (setup.name, what) in broken:
-                continue
-            t0 = time.monotonic()
-            try:
-                fn()
-                say("#   %-22s %5.1f s" % (what, time.monotonic() - t0))
-            except Exception as e:
-                broken.add((setup.name, what))
-                msg = "%s, %s (pass %d): %s" % (setup.title, what, pass_no + 1,
-                                                str(e).splitlines()[0][:300])
-                say("#   %-22s FAILED: %s" % (what, msg))
-                results.note(failed(setup) + msg)
+        if cfg.pin:
+            pin(srv.proc.pid, setup.pid())
+        ctx = measures.Context(lab, setup, cfg, results, big[1], cfg.size, say, pass_no, sdir)
+        return Active(setup, lab, srv, ctx)
     except Exception as e:
         results.note(failed(setup) + "%s: %s" % (setup.title, str(e).splitlines()[0][:300]))
         say("# %s: set-up failed: %s" % (setup.title, e))
         traceback.print_exc()
+        tear_down(setup, lab, srv, results)
+        return None
+
+
+def tear_down(setup, lab, srv, results):
+    try:
+        setup.stop()
+    except Exception as e:
+        results.note(failed(setup) + "%s: %s" % (setup.title, e))
+    if srv:
+        srv.stop()
+    lab.down()
+
+
+def steps(cfg, pass_no, example):
+    """(what, applies to set-up?, fn(active)) in the order measured: each step
+    runs for every set-up back to back before the next step starts, so the
+    set-ups' figures of one pass are taken under the same load and their
+    per-pass ratios are fair."""
+    first = pass_no == 0
+    out = [("download PASV", None, lambda a: measures.bulk(a.ctx, True, first)),
+           ("download PORT", None, lambda a: measures.bulk(a.ctx, False, first)),
+           ("small sessions PASV", None, lambda a: measures.sessions(a.ctx, True)),
+           ("small sessions PORT", None, lambda a: measures.sessions(a.ctx, False))]
+    if pass_no < cfg.concurrent_passes:
+        for n in cfg.concurrent_counts:
+            out.append(("%d concurrent" % n, None,
+                        lambda a, n=n: measures.concurrent(a.ctx, n, a.srv.proc.pid)))
+    out.append(("NOOP round trips", None, lambda a: measures.noop(a.ctx)))
+    if pass_no < cfg.memory_passes:
+        out.append(("idle memory", lambda s: s.has_proxy,
+                    lambda a: measures.idle_memory(a.ctx)))
+    out.append(("pinholes", lambda s: s.name == "ftp-proxy",
+                lambda a: measures.pinholes(a.ctx, example)))
+    return out
+
+
+def run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken):
+    """One pass: every set-up up at once, each in its own lab; then every
+    measurement over the set-ups in turn (in reverse order every other pass,
+    so that neither side of a ratio is always measured first). A failing
+    measurement is noted, the others still run, and it is not tried again
+    in later passes (broken: set of (set-up, step) that failed)."""
+    order = chosen if pass_no % 2 == 0 else list(reversed(chosen))
+    active = []
+    try:
+        for setup in order:
+            say("# pass %d/%d: %s up" % (pass_no + 1, cfg.passes, setup.title))
+            a = bring_up(setup, chosen.index(setup), cfg, results, workdir, big, pass_no)
+            if a:
+                active.append(a)
+        for what, applies, fn in steps(cfg, pass_no, example):
+            for a in active:
+                if (applies and not applies(a.setup)) or (a.setup.name, what) in broken:
+                    continue
+                t0 = time.monotonic()
+                try:
+                    fn(a)
+                    say("#   %-20s %-22s %5.1f s" % (a.setup.name, what, time.monotonic() - t0))
+                except Exception as e:
+                    broken.add((a.setup.name, what))
+                    msg = "%s, %s (pass %d): %s" % (a.setup.title, what, pass_no + 1,
+                                                    str(e).splitlines()[0][:300])
+                    say("#   %-20s %-22s FAILED: %s" % (a.setup.name, what, msg))
+                    results.note(failed(a.setup) + msg)
     finally:
-        try:
-            setup.stop()
-        except Exception as e:
-            results.note(failed(setup) + "%s: %s" % (setup.title, e))
-        if srv:
-            srv.stop()
-        lab.down()
+        for a in active:
+            tear_down(a.setup, a.lab, a.srv, results)
 
 
 def main():
     args = parse_args()
-    cfg = Config(args.quick)
+    cfg = Config(args.quick, args.pin)
+    if args.pin:
+        args.out = args.out or tempfile.mkdtemp(prefix="ftp-proxy-bench-pinned-")
     if args.passes:
         cfg.passes = max(1, min(args.passes, 20))
     if os.geteuid() != 0:
@@ -229,8 +312,12 @@ def main():
         return 2
     started = procs.start_run(cfg.max_seconds)
     results = Results()
+    if cfg.pin:
+        results.note("--pin: the FTP server on the last CPU, the proxy on the others; "
+                     "an experiment, not the benchmark's arrangement")
     workdir = procs.work_dir("ftp-proxy-bench-", "/var/tmp")
     status = 0
+    timelines = None
     try:
         if not args.no_install:
             procs.run(["sh", os.path.join(HERE, "install-deps.sh")], timeout=1800)
@@ -247,14 +334,17 @@ def main():
             say("# %s left out: %s" % (title, why))
         LOAD_AT_START.append("%.2f %.2f %.2f" % os.getloadavg())
         say("# load average at start: %s" % LOAD_AT_START[0])
-        say("# making the %s file" % cfg.size_label)
-        big = server.big_file(cfg.size)
-        broken = set()
-        for pass_no in range(cfg.passes):
-            for setup in chosen:
-                say("# pass %d/%d: %s" % (pass_no + 1, cfg.passes, setup.title))
-                run_setup(setup, cfg, results, workdir, big, example, pass_no, broken)
-        results.sort([s.title for s in chosen])
+        # The timelines move 1 KiB files only: the large file of the quick size.
+        size = QUICK_SIZE if args.timeline else cfg.size
+        say("# making the %d MiB file" % (size >> 20))
+        big = server.big_file(size)
+        if not args.timeline:
+            broken = set()
+            for pass_no in range(cfg.passes):
+                run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken)
+            results.sort([s.title for s in chosen])
+        if args.timeline or not args.no_timeline:
+            timelines = run_timeline(cfg, chosen, results, workdir, big)
     except procs.Overtime:
         results.note("the run took more than %d s and was stopped" % cfg.max_seconds)
         status = 1
@@ -264,25 +354,74 @@ def main():
         accounting.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
-    status = max(status, output(args, cfg, results, elapsed))
+    status = max(status, output(args, cfg, results, elapsed, timelines))
     return status
 
 
-def output(args, cfg, results, elapsed):
+def run_timeline(cfg, chosen, results, workdir, big):
+    """The per-session timelines (bench/timeline_run.py): (markdown, data),
+    or None when they could not be made (noted)."""
+    import timeline_run
+
+    if not timeline_run.available():
+        results.note("timelines not made: tcpdump or strace missing "
+                     "(bench/install-deps.sh installs them)")
+        return None
+    rounds = []
+
+    def up(setup, index):
+        rounds.append(setup)     # a directory of its own for each lab brought up
+        return bring_up(setup, index, cfg, results, workdir, big, len(rounds))
+
+    def down(active):
+        tear_down(active.setup, active.lab, active.srv, results)
+    tl = timeline_run.run(chosen, cfg, up, down, say)
+    for f in tl.failures:
+        results.note("failed: timeline, " + f)
+    return tl
+
+
+def output(args, cfg, results, elapsed, timelines=None):
     """Print the table, the added latency and the targets; write the files.
     Exit status 1 when something failed to run (never for a missed target)."""
     when = datetime.datetime.now(datetime.timezone.utc)
+    out = args.out or (os.path.join(HERE, "results") if not cfg.quick
+                       else tempfile.mkdtemp(prefix="ftp-proxy-bench-results-"))
+    os.makedirs(out, exist_ok=True)
+    stem = when.strftime("%Y-%m-%d") + ("-quick" if cfg.quick else "")
+    if timelines:
+        import timeline_run
+        timelines.write(out, "timeline-" + stem)
+    if args.timeline:
+        say("")
+        say(timelines.md if timelines else "no timelines")
+        for n in results.notes:
+            say("  " + n)
+        say("# timelines: %s/timeline-%s.md and .json" % (out, stem))
+        return 1 if [n for n in results.notes if n.startswith("failed")] or not timelines else 0
     desc = machine()
     title = "ftp-proxy benchmark, %s%s" % (when.strftime("%Y-%m-%d %H:%M UTC"),
                                            " (quick mode: sizes too small to mean anything)"
                                            if cfg.quick else "")
     added = report.added_latency(results)
     targets = targetmod.evaluate(results, cfg)
+    paired = report.paired_lines(results, cfg.size_label)
+    costs = report.cost_lines(results)
     say("")
     say(title)
     say(desc)
     say("")
     say(report.text_table(results))
+    if paired:
+        say("")
+        say("Ratios paired per pass (median (min–max)):")
+        for p in paired:
+            say("  " + p)
+    if costs:
+        say("")
+        say("The proxies' own costs (independent of the machine's load):")
+        for c in costs:
+            say("  " + c)
     if added:
         say("")
         say("Latency added to a NOOP round trip over direct routing (difference of medians):")
@@ -291,35 +430,39 @@ def output(args, cfg, results, elapsed):
             results.note("NOOP round trip %s, %s: %+.1f us over direct routing"
                          % (q, setup, us))
     say("")
-    say("Targets (issue 7)%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
+    say("Targets%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
     for t in targets:
         say("  " + t)
-    if results.notes:
+    notes = [n for n in results.notes if not n.startswith("NOOP round trip")]
+    if notes:
         say("")
         say("Notes:")
-        for n in results.notes:
-            if not n.startswith("NOOP round trip"):
-                say("  " + n)
-    out = args.out or (os.path.join(HERE, "results") if not cfg.quick
-                       else tempfile.mkdtemp(prefix="ftp-proxy-bench-results-"))
-    os.makedirs(out, exist_ok=True)
-    stem = when.strftime("%Y-%m-%d") + ("-quick" if cfg.quick else "")
+        for n in notes:
+            say("  " + n)
     svg_name = stem + ".svg"
     with open(os.path.join(out, svg_name), "w") as f:
         f.write(report.svg(results, cfg.size_label, desc))
-    page = report.markdown(results, desc, targets, title, svg_name, elapsed)
+    page = report.markdown(results, desc, targets, title, svg_name, elapsed, paired, costs)
     with open(os.path.join(out, stem + ".md"), "w") as f:
         f.write(page)
     # Every per-run value, for anyone who wants other statistics than these.
     with open(os.path.join(out, stem + ".json"), "w") as f:
         json.dump({"title": title, "machine": desc, "elapsed_s": round(elapsed, 1),
-                   "rows": [{"setup": r.setup, "metric": r.metric, "values": r.values}
-                            for r in results.rows],
+                   "rows": results.to_json(),
+                   "paired_ratios": [{"setup": a, "other": b, "metric": m,
+                                      "per_pass": results.paired(a, b, m).values}
+                                     for a, b, m in report.comparisons(cfg.size_label)
+                                     if results.paired(a, b, m)],
+                   "details": results.details,
                    "notes": results.notes}, f, indent=1)
     if not cfg.quick and not args.out and not args.only:
-        readme_update(stem, results, desc, targets, title)
+        readme_update(stem, results, desc, targets, title, paired, costs, timelines)
         top_readme_update(stem, results, cfg, desc)
     say("")
+    if timelines:
+        say(timelines.summary)
+        say("")
+        say("# timelines: %s/timeline-%s.md and .json" % (out, stem))
     say("# results: %s/%s.md, .svg and .json" % (out, stem))
     say("# %.0f s" % elapsed)
     # Only a measurement that could not be made fails the run; what the
@@ -331,8 +474,9 @@ def output(args, cfg, results, elapsed):
 BEGIN, END = "<!-- latest results: begin -->", "<!-- latest results: end -->"
 
 
-def readme_update(stem, results, desc, targets, title):
-    """Put the latest table and plot into bench/README.md between markers."""
+def readme_update(stem, results, desc, targets, title, paired, costs, timelines):
+    """Put the latest figures, plot and timelines' round trips into
+    bench/README.md between markers."""
     path = os.path.join(HERE, "README.md")
     if not os.path.exists(path):
         return
@@ -340,11 +484,17 @@ def readme_update(stem, results, desc, targets, title):
         text = f.read()
     if BEGIN not in text or END not in text:
         return
-    section = "\n".join([BEGIN, "", "**%s**" % title, "", desc, "",
-                         "![throughput and sessions per second](results/%s.svg)" % stem, "",
-                         report.markdown_table(results), "", "Targets:", ""] +
-                        ["- " + t for t in targets] +
-                        ["", "Full page: [results/%s.md](results/%s.md)" % (stem, stem), "", END])
+    lines = [BEGIN, "", "**%s**" % title, "", desc, "",
+             "![throughput and sessions per second](results/%s.svg)" % stem, ""]
+    lines += ["Ratios paired per pass, median (min–max):", ""] + ["- " + p for p in paired] + [""]
+    lines += ["The proxies' own costs:", ""] + ["- " + c for c in costs] + [""]
+    lines += [report.markdown_table(results), "", "Targets:", ""] + ["- " + t for t in targets]
+    if timelines:
+        lines += ["", timelines.summary, "",
+                  "Every step of every timeline: [results/timeline-%s.md](results/timeline-%s.md)."
+                  % (stem, stem)]
+    lines += ["", "Full page: [results/%s.md](results/%s.md)" % (stem, stem), "", END]
+    section = "\n".join(lines)
     head, rest = text.split(BEGIN, 1)
     tail = rest.split(END, 1)[1]
     with open(path, "w") as f:

@@ -7,7 +7,9 @@
 #   ftp-proxy            SuSE proxy suite relay
 #   proftpd-mod-proxy    proftpd's mod_proxy, with mod_tls from
 #   proftpd-mod-crypto   (mod_proxy will not load without it)
-# They are fetched with `apt-get download` and unpacked with `dpkg -x` into
+# and, for the system-call counts and the per-session timeline (--timeline):
+#   strace tcpdump       installed normally.
+# The relays are fetched with `apt-get download` and unpacked with `dpkg -x` into
 # $FTP_PROXY_BENCH_PKGS/root (default /var/tmp/ftp-proxy-bench/pkgs/root):
 # nothing is registered as a service and nothing conflicts with vsftpd. Their
 # shared libraries are installed normally. A relay that cannot be had is
@@ -56,6 +58,18 @@ unpack() {	# package file-it-must-provide
 	fi
 	dpkg -x "$deb" "$PKGS/root"
 }
+
+# The measuring tools: installed normally, only when missing.
+tools=$(missing strace tcpdump)
+if [ -n "$tools" ]; then
+	say "apt-get install" $tools
+	{ DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+		--no-install-recommends $tools >/dev/null 2>&1 ||
+	  { timeout 300 apt-get update -qq >/dev/null 2>&1 &&
+	    DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -qq \
+		--no-install-recommends $tools >/dev/null; }; } ||
+		say "cannot install $tools: system calls per round trip and --timeline not measured"
+fi
 
 unpack ftp-proxy usr/sbin/ftp-proxy || say "SuSE ftp-proxy unavailable: left out"
 { unpack proftpd-mod-crypto usr/lib/proftpd/mod_tls.so &&

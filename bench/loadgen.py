@@ -7,7 +7,7 @@ and prints one JSON object on stdout.
 
   sessions    N small sessions one after another, bounded by --max-seconds
   concurrent  N small sessions started together (threads behind a barrier)
-  noop        one session, then N NOOP round trips, each timed
+  noop        one session, then NOOP round trips in phases the harness starts
   hold        N logged-in sessions kept idle until stdin closes
 
 A small session is what an interactive or scripted FTP user does most:
@@ -117,28 +117,40 @@ def cmd_concurrent(a):
 
 def cmd_noop(a):
     """One control-command round trip, repeated: the latency a proxy adds
-    to every command a user waits for. A few warm-up round trips first."""
+    to every command a user waits for. Driven through stdin so that the
+    harness can read the proxy's CPU time or count its system calls around
+    the round trips alone: log in, a few warm-up round trips, print READY;
+    then for each line "N" on stdin run N NOOPs and print their times; QUIT
+    at end of input. Every phase is bounded by --max-seconds."""
+    import select
     ftp = login(a.host, a.port, True)
-    samples = []
     try:
         try:
             ftp.voidcmd("NOOP")
         except ftplib.error_perm as e:
             # proftpd's mod_proxy answers NOOP itself (530 after a proxied
             # login): no round trip to the server to measure.
-            emit({"refused": str(e)[:200], "samples_us": []})
+            emit({"state": "READY", "refused": str(e)[:200]})
             return
-        for _ in range(min(20, a.count)):
+        for _ in range(20):
             ftp.voidcmd("NOOP")
-        deadline = time.perf_counter() + a.max_seconds
-        while len(samples) < a.count and time.perf_counter() < deadline:
-            t0 = time.perf_counter_ns()
-            ftp.voidcmd("NOOP")
-            samples.append((time.perf_counter_ns() - t0) / 1000.0)
+        emit({"state": "READY"})
+        for _ in range(100):
+            ready, _, _ = select.select([sys.stdin], [], [], a.max_seconds)
+            line = sys.stdin.readline() if ready else ""
+            if not line.strip():
+                break
+            count = min(int(line), 1000000)
+            samples = []
+            deadline = time.perf_counter() + a.max_seconds
+            while len(samples) < count and time.perf_counter() < deadline:
+                t0 = time.perf_counter_ns()
+                ftp.voidcmd("NOOP")
+                samples.append((time.perf_counter_ns() - t0) / 1000.0)
+            emit({"samples_us": samples})
         ftp.quit()
     finally:
         ftp.close()
-    emit({"samples_us": samples})
 
 
 def cmd_hold(a):

@@ -16,6 +16,7 @@ import time
 import accounting
 import lab as labmod
 import procs
+import syscalls
 from results import percentile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -32,13 +33,20 @@ class Fail(Exception):
 class Context:
     """What a measurement needs: the lab, the set-up, the sizes, the results."""
 
-    def __init__(self, lab, setup, cfg, results, big_sha, big_size, log):
+    def __init__(self, lab, setup, cfg, results, big_sha, big_size, log, pass_no=0,
+                 workdir=None):
         self.lab, self.setup, self.cfg, self.results = lab, setup, cfg, results
         self.big_sha, self.big_size = big_sha, big_size
         self.log = log
+        self.pass_no = pass_no
+        self.workdir = workdir
 
     def add(self, metric, values, fmt="%.1f", ratio=True):
-        self.results.add(self.setup.title, metric, values, fmt, ratio)
+        self.results.add(self.setup.title, metric, values, fmt, ratio, self.pass_no)
+
+    def cpu(self):
+        """The proxy's CPU seconds so far (None: a kernel-only set-up)."""
+        return self.setup.account.cpu_seconds() if self.setup.account else None
 
 
 def loadgen(ctx, action, limit, **opts):
@@ -124,16 +132,24 @@ def bulk(ctx, passive, verify):
 def sessions(ctx, passive):
     """Sequential small sessions per second, over several rounds; each round
     stops at a count or a time budget, so the relays (about 10 a second)
-    cost no more time than the rest."""
-    rates = []
+    cost no more time than the rest. For a proxy, also its own CPU time per
+    session (its cgroup's counter before and after the round, divided by
+    the sessions): a cost that does not change with what else the machine
+    runs, where the rate does."""
+    rates, cpu = [], []
     for _ in range(ctx.cfg.session_rounds):
+        before = ctx.cpu()
         r = loadgen(ctx, "sessions", ctx.cfg.session_seconds + 60, count=ctx.cfg.session_count,
                     max_seconds=ctx.cfg.session_seconds, active=not passive)
+        after = ctx.cpu()
         if r["errors"] or not r["done"]:
             raise Fail("small sessions %s: %d failed, first: %s" % (
                 mode_name(passive), r["errors"], r["first_error"]))
         rates.append(r["done"] / r["elapsed"])
+        if before is not None:
+            cpu.append((after - before) / r["done"] * 1e6)
     ctx.add("small sessions/s %s" % mode_name(passive), rates)
+    ctx.add("proxy CPU per small session %s (us)" % mode_name(passive), cpu, ratio=False)
 
 
 def listen_overflows(pid):
@@ -186,22 +202,65 @@ def concurrent(ctx, n, server_pid):
 # -- control round trip ------------------------------------------------------
 
 def noop(ctx):
-    """NOOP round trips in one logged-in session: per round the median and
-    the 99th percentile; the table gives the median of each over rounds."""
-    medians, p99s = [], []
-    for _ in range(ctx.cfg.noop_rounds):
-        r = loadgen(ctx, "noop", 120, count=ctx.cfg.noop_count, max_seconds=60)
-        s = r["samples_us"]
-        if r.get("refused"):
-            ctx.results.note("%s: not measured, the proxy answers NOOP itself: %s"
-                             % (ctx.setup.title, r["refused"]))
+    """NOOP round trips in one logged-in session, in phases the harness
+    starts (loadgen.py noop):
+
+    1. noop_count round trips, each timed: the median and the 99th
+       percentile; for a proxy also its CPU time per round trip (its
+       cgroup's counter around the phase alone, login excluded);
+    2. for a proxy, syscall_count round trips under strace -c: the system
+       calls per round trip, exact (each round trip waits for its reply,
+       so tracing slows the proxy but does not change what it calls)."""
+    host, port = ctx.setup.target()
+    argv = [sys.executable or "python3", LOADGEN, "noop", "--host", host, "--port", str(port),
+            "--max-seconds", "120"]
+    client = procs.Background("noop", argv, ns=ctx.lab.client, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE)
+    try:
+        state = _reply(client, 60, "login")
+        if state.get("refused"):
+            ctx.results.note("%s: NOOP not measured, the proxy answers NOOP itself: %s"
+                             % (ctx.setup.title, state["refused"]))
             return
-        if not s:
-            raise Fail("NOOP: no sample")
-        medians.append(percentile(s, 0.5))
-        p99s.append(percentile(s, 0.99))
-    ctx.add("NOOP round trip, median (us)", medians)
-    ctx.add("NOOP round trip, p99 (us)", p99s)
+        before = ctx.cpu()
+        s = _phase(client, ctx.cfg.noop_count)
+        after = ctx.cpu()
+        ctx.add("NOOP round trip, median (us)", [percentile(s, 0.5)])
+        ctx.add("NOOP round trip, p99 (us)", [percentile(s, 0.99)])
+        if before is not None:
+            ctx.add("proxy CPU per NOOP round trip (us)", [(after - before) / len(s) * 1e6],
+                    ratio=False)
+        if ctx.setup.account and ctx.cfg.syscall_count and syscalls.available():
+            out = os.path.join(ctx.workdir or "/tmp", "strace-c-%s-%d.txt"
+                               % (ctx.setup.name, ctx.pass_no))
+            with syscalls.Count(ctx.setup.account.pids(), out) as count:
+                n = len(_phase(client, ctx.cfg.syscall_count))
+            total, rows = syscalls.per_unit(count.counts, n)
+            ctx.add("system calls per NOOP round trip", [total], "%.2f", ratio=False)
+            ctx.results.detail(ctx.setup.title, "system calls per NOOP round trip",
+                               "%.2f over %d round trips: %s"
+                               % (total, n, syscalls.describe(rows)))
+        client.popen.stdin.close()
+        client.popen.wait(timeout=30)
+    finally:
+        client.stop(timeout=10)
+
+
+def _phase(client, count):
+    """Ask the noop client for count round trips; their times (us)."""
+    client.popen.stdin.write(b"%d\n" % count)
+    client.popen.stdin.flush()
+    s = _reply(client, 180, "%d NOOPs" % count).get("samples_us") or []
+    if len(s) != count:
+        raise Fail("NOOP: %d of %d round trips" % (len(s), count))
+    return s
+
+
+def _reply(client, timeout, what):
+    line = _read_line(client.popen.stdout, timeout)
+    if not line:
+        raise Fail("NOOP client: no answer after %s (exit %s)" % (what, client.popen.poll()))
+    return json.loads(line)
 
 
 # -- memory with idle sessions -------------------------------------------------

@@ -14,10 +14,23 @@ A set-up with a proxy process gives its CPU and memory through an
 accounting.Account; the kernel-only set-ups have no process to measure.
 """
 
+import os
+
 import accounting
 import daemon as daemonmod
 import lab as labmod
 import relays
+
+
+class BenchLab(labmod.Lab):
+    """The regress lab, its namespaces named after the set-up's index, so
+    that every set-up of a pass has its lab up at the same time and each
+    measurement can run over all of them back to back."""
+
+    def __init__(self, kind, index):
+        super().__init__(kind)
+        prefix = "fpx%db%d" % (os.getpid(), index)
+        self.client, self.gateway, self.server = prefix + "c", prefix + "g", prefix + "s"
 
 
 class BenchDaemon(daemonmod.Daemon):

@@ -1,9 +1,14 @@
-"""The targets of issue 7, judged on this run's figures (the only place the
+"""The benchmark's targets, judged on this run's figures (the only place the
 benchmark says met or not met; the measurements themselves never fail on a
-number)."""
+number). Comparisons between set-ups use the ratios paired per pass: the
+median of the per-pass ratios, with their range beside it."""
 
-THIS = "ftp-proxy (this)"
-HELPER = "conntrack helper"
+from report import HELPER, THIS
+from results import BASELINE
+
+SESSIONS_VS_HELPER = 0.95
+THROUGHPUT_VS_DIRECT = 0.95
+SYSCALLS_PER_ROUND_TRIP = 6
 
 
 def evaluate(results, cfg):
@@ -16,13 +21,14 @@ def evaluate(results, cfg):
         lines.append("not measured: %s" % what)
 
     for mode in ("PASV", "PORT"):
-        row = results.get(THIS, "%s download %s (MB/s)" % (cfg.size_label, mode))
-        ratio = results.ratio(row) if row else None
-        if ratio is None:
+        metric = "%s download %s (MB/s)" % (cfg.size_label, mode)
+        row, sp = results.get(THIS, metric), results.paired(THIS, BASELINE, metric)
+        if row is None or sp is None:
             missing("throughput %s" % mode)
         else:
-            judge(ratio >= 0.95, "throughput %s %.0f MB/s = %.3f x direct routing (>= 0.95)"
-                  % (mode, row.median, ratio))
+            judge(sp.median >= THROUGHPUT_VS_DIRECT,
+                  "throughput %s %.0f MB/s, %s x direct routing per pass (>= %.2f)"
+                  % (mode, row.median, sp, THROUGHPUT_VS_DIRECT))
     for mode in ("PASV", "PORT"):
         row = results.get(THIS, "proxy CPU, %s download %s (s)" % (cfg.size_label, mode))
         if row is None:
@@ -32,13 +38,20 @@ def evaluate(results, cfg):
                   "(<= 0.02 s)" % (cfg.size_label, mode, row.median, row.max))
     for mode in ("PASV", "PORT"):
         metric = "small sessions/s %s" % mode
-        row, base = results.get(THIS, metric), results.get(HELPER, metric)
-        if row is None or base is None:
-            missing("small sessions/s %s" % mode)
+        row, sp = results.get(THIS, metric), results.paired(THIS, HELPER, metric)
+        if row is None or sp is None:
+            missing("small sessions/s %s against the conntrack helper" % mode)
         else:
-            r = row.median / base.median
-            judge(r >= 0.9, "small sessions/s %s %.0f = %.2f x conntrack helper's %.0f (>= 0.9)"
-                  % (mode, row.median, r, base.median))
+            judge(sp.median >= SESSIONS_VS_HELPER,
+                  "small sessions/s %s %.0f, %s x conntrack helper per pass (>= %.2f)"
+                  % (mode, row.median, sp, SESSIONS_VS_HELPER))
+    row = results.get(THIS, "system calls per NOOP round trip")
+    if row is None:
+        missing("system calls per NOOP round trip")
+    else:
+        judge(round(row.median, 1) <= SYSCALLS_PER_ROUND_TRIP,
+              "system calls per NOOP round trip %.2f, max %.2f (<= %d)"
+              % (row.median, row.max, SYSCALLS_PER_ROUND_TRIP))
     row = results.get(THIS, "pinhole install, median (us)")
     if row is None:
         missing("pinhole install latency")
