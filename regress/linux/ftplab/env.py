@@ -8,9 +8,9 @@ reported as a case of its own.
 
 import os
 
-import checks
-import daemon as daemonmod
-import pinwatch
+from . import checks
+from . import daemon as daemonmod
+from . import pinwatch
 
 
 class Env:
