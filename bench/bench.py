@@ -35,13 +35,11 @@ import traceback
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "regress", "linux"))
-sys.path.insert(0, HERE)
 
 import accounting  # noqa: E402
-import daemon as daemonmod  # noqa: E402
+from ftplab import daemon as daemonmod  # noqa: E402
 import measures  # noqa: E402
-import procs  # noqa: E402
+from ftplab import procs  # noqa: E402
 import report  # noqa: E402
 import server  # noqa: E402
 import setups as setupmod  # noqa: E402

@@ -14,8 +14,8 @@ import sys
 import time
 
 import accounting
-import lab as labmod
-import procs
+from ftplab import lab as labmod
+from ftplab import procs
 import syscalls
 from results import percentile
 

@@ -19,9 +19,9 @@ reported as unavailable and left out.
 import os
 import shutil
 
-import lab as labmod
-import procs
-import servers
+from ftplab import lab as labmod
+from ftplab import procs
+from ftplab import servers
 
 PKG_DIR = os.environ.get("FTP_PROXY_BENCH_PKGS", "/var/tmp/ftp-proxy-bench/pkgs")
 PKG_ROOT = os.path.join(PKG_DIR, "root")

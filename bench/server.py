@@ -17,7 +17,7 @@ sha check of what arrived means something.
 import hashlib
 import os
 
-import servers
+from ftplab import servers
 
 CACHE = os.environ.get("FTP_PROXY_BENCH_CACHE", "/var/tmp/ftp-proxy-bench")
 SMALL = bytes(range(256)) * 4

@@ -17,8 +17,8 @@ accounting.Account; the kernel-only set-ups have no process to measure.
 import os
 
 import accounting
-import daemon as daemonmod
-import lab as labmod
+from ftplab import daemon as daemonmod
+from ftplab import lab as labmod
 import relays
 
 

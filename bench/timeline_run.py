@@ -13,9 +13,9 @@ import os
 import shutil
 import signal
 
-import lab as labmod
+from ftplab import lab as labmod
 import measures
-import procs
+from ftplab import procs
 import syscalls
 import timeline
 

@@ -21,14 +21,13 @@ import sys
 import tempfile
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import checks  # noqa: E402
-import clients  # noqa: E402
-import daemon as daemonmod  # noqa: E402
-import lab as labmod  # noqa: E402
-import procs  # noqa: E402
-import servers  # noqa: E402
+from ftplab import checks  # noqa: E402
+from ftplab import clients  # noqa: E402
+from ftplab import daemon as daemonmod  # noqa: E402
+from ftplab import lab as labmod  # noqa: E402
+from ftplab import procs  # noqa: E402
+from ftplab import servers  # noqa: E402
 
 SIZE = 8 * 1024 * 1024
 BOLD, DIM, OFF = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")

@@ -2,7 +2,7 @@
 # Install what the regress targets need on Debian, only what is missing.
 #
 # Usage: sh regress/linux/install-deps.sh GROUP...
-#   netns   namespaces, nftables, conntrack, FTP servers and clients
+#   netns   namespaces, nftables, conntrack, FTP servers and clients, pytest
 #   kernel  what the nftables backend's root tests use (ip, nft)
 #   man     mandoc
 #   make    bmake (to check that regress/Makefile works with BSD make too)
@@ -101,7 +101,7 @@ group() {
 	case $1 in
 	netns)
 		install nftables iproute2 conntrack util-linux procps coreutils \
-			python3 lftp curl vsftpd
+			python3 python3-pytest lftp curl vsftpd
 		unpack proftpd-core usr/sbin/proftpd
 		unpack pure-ftpd usr/sbin/pure-ftpd
 		;;

@@ -4,7 +4,7 @@ The environment: ftp-proxy (IPv4, default options) and vsftpd serving a
 16 MiB file. A transfer "in flight" is a PASV download the client has read
 the first MiB of: the server is then blocked on a full socket, mid-file.
 
-Every case ends with suite.common_checks (daemon alive, only allowed
+Every case ends with ftplab.trial.common_checks (daemon alive, only allowed
 pinholes ever installed, none left), and most check that the daemon's open
 file descriptors are back to what they were before the case.
 """
@@ -17,25 +17,28 @@ import socket
 import struct
 import time
 
-import checks
-import lab as labmod
-import nsnet
-import pinwatch
-import procs
-import procstat
-import vsftpd_many
-from evil_client import Client, read_all
-from suite import Case, Fail, fail_unless
+import pytest
+
+from ftplab import checks
+from ftplab import lab as labmod
+from ftplab import nsnet
+from ftplab import pinwatch
+from ftplab import procs
+from ftplab import procstat
+from ftplab import vsftpd_many
+from ftplab.evil_client import Client, read_all
+from ftplab.plugin import group_env
+from ftplab.replies import SHUTDOWN
+from ftplab.trial import case
 
 BIG = "big.bin"
 BIG_SIZE = 16 << 20
 SMALL = "small.bin"
 SMALL_SIZE = 64 << 10
 MIB = 1 << 20
-SHUTDOWN = b"421 Proxy shutting down.\r\n"
 
 
-def setup(env):
+def start_group(env):
     files = {BIG: os.urandom(BIG_SIZE), SMALL: os.urandom(SMALL_SIZE)}
     env.sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     os.makedirs(env.path("faults"), exist_ok=True)
@@ -49,7 +52,7 @@ def pasv(c):
     """PASV on control connection c: the port the client is told."""
     reply = c.command(b"PASV")
     m = re.search(rb"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", reply or b"")
-    fail_unless(m, "PASV answered %r" % reply)
+    assert m, "PASV answered %r" % reply
     n = [int(x) for x in m.groups()]
     return n[4] * 256 + n[5]
 
@@ -57,7 +60,7 @@ def pasv(c):
 def logged_in(t, family=4):
     c = Client(t.lab, family)
     t.closers.append(c.close)
-    fail_unless(c.login(), "login through the proxy failed: %r" % c.data)
+    assert c.login(), "login through the proxy failed: %r" % c.data
     return c
 
 
@@ -65,15 +68,15 @@ def start_download(t, name=BIG, first=MIB):
     """A PASV download in flight: (control client, data socket, sha256
     object, bytes read so far)."""
     c = logged_in(t)
-    fail_unless((c.command(b"TYPE I") or b"").startswith(b"200"), "TYPE I refused")
+    assert (c.command(b"TYPE I") or b"").startswith(b"200"), "TYPE I refused"
     port = pasv(c)
     data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
     t.closers.append(data.close)
     reply = c.command(b"RETR " + name.encode())
-    fail_unless(reply and reply.startswith(b"150"), "RETR answered %r" % reply)
+    assert reply and reply.startswith(b"150"), "RETR answered %r" % reply
     h = hashlib.sha256()
     got = read_some(data, first, h)
-    fail_unless(got == first, "only %d bytes of the download arrived" % got)
+    assert got == first, "only %d bytes of the download arrived" % got
     return c, data, h, got
 
 
@@ -102,11 +105,11 @@ def full_download(t, name=SMALL):
     data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
     c.send(b"RETR " + name.encode() + b"\r\n")
     body = read_all(data, 30)
-    fail_unless(hashlib.sha256(body).hexdigest() == t.env.sha[name],
-                "download of %s through the proxy: %d bytes, wrong sha256" % (name, len(body)))
+    assert hashlib.sha256(body).hexdigest() == t.env.sha[name], (
+        "download of %s through the proxy: %d bytes, wrong sha256" % (name, len(body)))
     c.wait_lines(c.line_count() + 2, 10)
     reply = c.command(b"QUIT")
-    fail_unless(reply and reply.startswith(b"221"), "QUIT answered %r" % reply)
+    assert reply and reply.startswith(b"221"), "QUIT answered %r" % reply
     c.close()
 
 
@@ -121,7 +124,7 @@ def wait_fds(t, base, timeout=5):
     try:
         procs.wait_for(lambda: procstat.fd_count(pid) <= base, timeout, what="fds back")
     except TimeoutError:
-        raise Fail("daemon holds %d descriptors, %d before the case"
+        pytest.fail("daemon holds %d descriptors, %d before the case"
                    % (procstat.fd_count(pid), base))
     t.say("daemon descriptors back to %d" % base)
 
@@ -134,7 +137,7 @@ def wait_session_processes_gone(t, timeout=10):
     try:
         procs.wait_for(lambda: not session_processes(t), timeout, what="vsftpd sessions gone")
     except TimeoutError:
-        raise Fail("vsftpd session processes still there: the daemon did not close its "
+        pytest.fail("vsftpd session processes still there: the daemon did not close its "
                    "server connection")
 
 
@@ -148,12 +151,12 @@ def server_dies_mid_transfer(t):
     c, data, h, got = start_download(t)
     t.track()
     pids = session_processes(t)
-    fail_unless(pids, "no vsftpd session process found")
+    assert pids, "no vsftpd session process found"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     got += read_some(data, BIG_SIZE, h, timeout=20)
-    fail_unless(got < BIG_SIZE, "the whole file arrived although the server died")
-    fail_unless(c.wait_closed(10), "control connection still open 10 s after the server died")
+    assert got < BIG_SIZE, "the whole file arrived although the server died"
+    assert c.wait_closed(10), "control connection still open 10 s after the server died"
     t.say("download ended at %d of %d bytes; client control got %r after the 150, "
           "then the close" % (got, BIG_SIZE, c.data.split(b"150", 1)[-1].split(b"\n", 1)[-1]))
     wait_fds(t, base)
@@ -221,19 +224,19 @@ def foreign_writes_refused(t):
     for cmd in FOREIGN + ["delete element ip ftp-proxy-8021 once { 192.0.2.2 . 198.51.100.2 . %d }"
                           % port]:
         cp = procs.run(["nft"] + cmd.split(), ns=t.lab.gateway, check=False, timeout=10)
-        fail_unless(cp.returncode != 0, "`nft %s` succeeded" % cmd)
+        assert cp.returncode != 0, "`nft %s` succeeded" % cmd
         refused.append(cp.stderr.strip().splitlines()[0] if cp.stderr.strip() else "?")
     t.say("%d foreign writes refused, e.g. `nft delete table ip ftp-proxy-8021`: %s"
           % (len(refused), refused[0]))
-    fail_unless(table_text(t) == before, "the table changed: %s" % table_text(t))
+    assert table_text(t) == before, "the table changed: %s" % table_text(t)
     data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
     c.send(b"RETR %s\r\n" % SMALL.encode())
     body = read_all(data, 20)
-    fail_unless(hashlib.sha256(body).hexdigest() == t.env.sha[SMALL],
-                "transfer through the pinhole after the attempts: %d bytes" % len(body))
+    assert hashlib.sha256(body).hexdigest() == t.env.sha[SMALL], (
+        "transfer through the pinhole after the attempts: %d bytes" % len(body))
     reply = c.command(b"NOOP")
     c.wait_lines(c.line_count() + 1, 5)
-    fail_unless(b"421" not in c.data, "the session got a 421: %r" % c.data)
+    assert b"421" not in c.data, "the session got a 421: %r" % c.data
     t.say("pinhole intact, transfer through it right, session goes on")
 
 
@@ -244,19 +247,19 @@ def flush_ruleset(t):
     c, port = negotiated(t)
     before = table_text(t)
     cp = procs.run(["nft", "flush", "ruleset"], ns=t.lab.gateway, check=False, timeout=10)
-    fail_unless(cp.returncode == 0, "nft flush ruleset failed: %s" % cp.stderr.strip())
+    assert cp.returncode == 0, "nft flush ruleset failed: %s" % cp.stderr.strip()
     try:
         tables = procs.run(["nft", "list", "tables"], ns=t.lab.gateway).stdout.split("\n")
         t.say("after flush ruleset: %s" % ", ".join(l.strip() for l in tables if l.strip()))
-        fail_unless(table_text(t) == before, "the daemon's table changed: %s" % table_text(t))
+        assert table_text(t) == before, "the daemon's table changed: %s" % table_text(t)
         data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
         c.send(b"RETR %s\r\n" % SMALL.encode())
         body = read_all(data, 20)
-        fail_unless(hashlib.sha256(body).hexdigest() == t.env.sha[SMALL],
-                    "transfer through the pinhole after the flush: %d bytes" % len(body))
+        assert hashlib.sha256(body).hexdigest() == t.env.sha[SMALL], (
+            "transfer through the pinhole after the flush: %d bytes" % len(body))
         c.wait_lines(c.line_count() + 2, 5)
         reply = c.command(b"NOOP")
-        fail_unless(reply and reply.startswith(b"200"), "session after the flush: %r" % reply)
+        assert reply and reply.startswith(b"200"), "session after the flush: %r" % reply
         t.say("daemon's table and pinhole untouched; transfer right; session goes on")
         try:
             Client(t.lab, timeout=2).close()
@@ -282,13 +285,13 @@ def sigkill_daemon(t):
         procs.wait_for(lambda: checks.nft_table(t.lab, *d.table) is None, 2, interval=0.02,
                        what="table gone")
     except TimeoutError:
-        raise Fail("table %s %s still there 2 s after SIGKILL" % d.table)
+        pytest.fail("table %s %s still there 2 s after SIGKILL" % d.table)
     gone = time.monotonic() - killed
     got += read_some(data, BIG_SIZE, h, timeout=30)
-    fail_unless(got == BIG_SIZE and h.hexdigest() == t.env.sha[BIG],
-                "data connection after SIGKILL: %d of %d bytes%s" % (
-                    got, BIG_SIZE, ", sha256 wrong" if got == BIG_SIZE else ""))
-    fail_unless(c.wait_closed(5), "control connection not closed by the killed daemon")
+    assert got == BIG_SIZE and h.hexdigest() == t.env.sha[BIG], (
+        "data connection after SIGKILL: %d of %d bytes%s" % (
+            got, BIG_SIZE, ", sha256 wrong" if got == BIG_SIZE else ""))
+    assert c.wait_closed(5), "control connection not closed by the killed daemon"
     t.say("table gone %.0f ms after SIGKILL; the data connection delivered all %d bytes, "
           "sha256 right" % (gone * 1000, got))
     t.env.start_daemon(4, [])
@@ -314,19 +317,19 @@ def restart_replaces_stale_table(t):
     is owned and holds none of the stale elements or rules."""
     d = t.daemons[4]
     status = d.stop()
-    fail_unless(status == 0, "SIGTERM: exit %s" % status)
+    assert status == 0, "SIGTERM: exit %s" % status
     t.lab.nft(STALE)
     try:
         t.env.start_daemon(4, [])
     except Exception as e:
-        raise Fail("daemon did not start over a stale table: %s" % str(e).splitlines()[0])
+        pytest.fail("daemon did not start over a stale table: %s" % str(e).splitlines()[0])
     listing = procs.run(["nft", "list", "table", "ip", "ftp-proxy-8021"], ns=t.lab.gateway).stdout
-    fail_unless("203.0.113.9" not in listing and "60001" not in listing,
-                "stale content survived the restart:\n%s" % listing)
-    fail_unless("owner" in listing, "the new table is not owned")
+    assert "203.0.113.9" not in listing and "60001" not in listing, (
+        "stale content survived the restart:\n%s" % listing)
+    assert "owner" in listing, "the new table is not owned"
     cp = procs.run(["nft", "delete", "table", "ip", "ftp-proxy-8021"], ns=t.lab.gateway,
                    check=False)
-    fail_unless(cp.returncode != 0, "the new table can be deleted by another process")
+    assert cp.returncode != 0, "the new table can be deleted by another process"
     full_download(t)
     t.say("stale table replaced by an owned one; transfer works")
 
@@ -348,30 +351,48 @@ def sigterm_under_load(count):
         d = t.daemons[4]
         status = d.stop()
         del t.env.daemons[4]
-        fail_unless(status == 0, "exit status %s after SIGTERM" % status)
-        fail_unless(checks.nft_table(t.lab, *d.table) is None, "table still there after exit")
+        assert status == 0, "exit status %s after SIGTERM" % status
+        assert checks.nft_table(t.lab, *d.table) is None, "table still there after exit"
         bad = []
         for c in clients + [busy]:
             if not c.wait_closed(5) or not c.data.endswith(SHUTDOWN):
                 bad.append(c.data[-60:])
-        fail_unless(not bad, "%d of %d clients did not get %r and the close, e.g. %r"
-                    % (len(bad), count + 1, SHUTDOWN, bad[0] if bad else b""))
+        assert not bad, (
+            "%d of %d clients did not get %r and the close, e.g. %r"
+            % (len(bad), count + 1, SHUTDOWN, bad[0] if bad else b""))
         got += read_some(data, BIG_SIZE, h, timeout=30)
-        fail_unless(got == BIG_SIZE and h.hexdigest() == t.env.sha[BIG],
-                    "in-flight download after SIGTERM: %d of %d bytes" % (got, BIG_SIZE))
+        assert got == BIG_SIZE and h.hexdigest() == t.env.sha[BIG], (
+            "in-flight download after SIGTERM: %d of %d bytes" % (got, BIG_SIZE))
         t.say("%d sessions (%d kernel elements) ended with %r, exit 0, table gone; the "
               "in-flight download completed" % (count + 1, holes, SHUTDOWN))
     return fn
 
 
-def cases(quick):
-    return [
-        Case("faults/foreign-writes-refused", foreign_writes_refused),
-        Case("faults/flush-ruleset", flush_ruleset),
-        Case("faults/server-dies-mid-transfer", server_dies_mid_transfer),
-        Case("faults/client-resets-mid-transfer", client_resets_mid_transfer),
-        Case("faults/client-resets-after-login", client_resets_idle),
-        Case("faults/sigkill-daemon", sigkill_daemon),
-        Case("faults/restart-replaces-stale-table", restart_replaces_stale_table),
-        Case("faults/sigterm-under-load", sigterm_under_load(20 if quick else 90)),
-    ]
+def sigterm_under_load_sized(t):
+    """sigterm_under_load: 20 sessions with --quick, 90 without."""
+    sigterm_under_load(20 if t.quick else 90)(t)
+
+
+# -- the suite --------------------------------------------------------------------
+
+CASES = [
+    case("foreign-writes-refused", foreign_writes_refused),
+    case("flush-ruleset", flush_ruleset),
+    case("server-dies-mid-transfer", server_dies_mid_transfer),
+    case("client-resets-mid-transfer", client_resets_mid_transfer),
+    case("client-resets-after-login", client_resets_idle),
+    case("sigkill-daemon", sigkill_daemon),
+    case("restart-replaces-stale-table", restart_replaces_stale_table),
+    # Last: it stops the daemon (SIGTERM) and checks how it ended.
+    case("sigterm-under-load", sigterm_under_load_sized),
+]
+
+
+@pytest.fixture(scope="module")
+def env(lab, binary, logdir, workdir, quick):
+    yield from group_env("faults", lab, binary, logdir, workdir, quick, start_group)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_faults(trial, case):
+    trial.run(case)

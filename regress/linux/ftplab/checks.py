@@ -7,7 +7,7 @@ of that table is empty.
 
 import json
 
-import procs
+from . import procs
 
 
 def nft_table(lab, family, name):

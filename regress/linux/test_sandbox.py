@@ -1,4 +1,4 @@
-"""The sandbox, seen from outside the real daemon (issue 3, item 5 and 6).
+"""The sandbox, seen from outside the real daemon.
 
     sandbox/proc-status               the kernel's view of a serving daemon:
                                       ids, groups, capability sets,
@@ -12,7 +12,7 @@
                                       its group, owned by another user: exit 1
                                       and a message naming /var/empty
 
-Every daemon here is started by the case itself (fixture "manual") and
+Every daemon here is started by the case itself (set-up "manual") and
 stopped by its PID. Cases that need a changed /dev or /var/empty make the
 change inside a private mount namespace (unshare(1)), so the host's own
 /dev and /var/empty are never written.
@@ -29,14 +29,15 @@ import tempfile
 import threading
 import time
 
-import cases as casemod
-import checks
-import clients
-import daemon as daemonmod
-import lab as labmod
-import procs
-import servers
-from cases import Case, Fail, fail_unless
+import pytest
+
+from ftplab import checks
+from ftplab import clients
+from ftplab import context
+from ftplab import daemon as daemonmod
+from ftplab import lab as labmod
+from ftplab import procs
+from ftplab import servers
 
 CHROOT = "/var/empty"
 USER = "proxy"
@@ -172,19 +173,19 @@ def proc_status_case(ctx):
     ambient, and its root is /var/empty. The paused download then completes
     intact, and PASV and PORT transfers still work afterwards."""
     account = pwd.getpwnam(USER)
-    d = casemod.start_daemon(ctx, "sandbox-proc")
+    d = context.start_daemon(ctx, "sandbox-proc")
     c = None
     try:
         ctx.daemons = {4: d}
         host, port = ctx.target(4)
         local = os.path.join(ctx.workdir, ctx.unique("sandbox-paused"))
         c = clients.Interactive(ctx.lab, "transfer", host, port, flavour="explicit", cmd="PASV",
-                                pause=True, direction="get", remote=casemod.FILE_NAME,
+                                pause=True, direction="get", remote=context.FILE_NAME,
                                 local=local, timeout=20)
         state = c.read_json(30)
-        fail_unless(state.get("state") == "READY", "client did not negotiate: %s" % state)
-        fail_unless(checks.pinhole_count(checks.nft_table(ctx.lab, *d.table) or []) > 0,
-                    "no pinhole while the download is negotiated: not a serving daemon")
+        assert state.get("state") == "READY", "client did not negotiate: %s" % state
+        assert checks.pinhole_count(checks.nft_table(ctx.lab, *d.table) or []) > 0, (
+            "no pinhole while the download is negotiated: not a serving daemon")
         status, root = proc_status(d.pid), proc_root(d.pid)
         save_snapshot(ctx, "sandbox-proc-status.txt", d.pid, status, root)
         ctx.note("daemon %d: root %s; %s" % (d.pid, root, "; ".join(
@@ -194,23 +195,22 @@ def proc_status_case(ctx):
         bad = sandbox_mismatches(status, account)
         if root != CHROOT:
             bad.append("/proc/%d/root is %s, not %s" % (d.pid, root, CHROOT))
-        fail_unless(not bad, "; ".join(bad))
+        assert not bad, "; ".join(bad)
         c.say()
         result = c.finish(60)
-        fail_unless("error" not in result, "paused download failed: %s" % result.get("error"))
-        fail_unless(servers.sha256_file(local) == ctx.data_sha,
-                    "sha256 of the paused download differs")
+        assert "error" not in result, "paused download failed: %s" % result.get("error")
+        assert servers.sha256_file(local) == ctx.data_sha, "sha256 of the paused download differs"
         os.unlink(local)
         for cmd in ("PASV", "PORT"):
-            casemod.do_transfer(ctx, "explicit", 4, cmd, "get")
-            casemod.do_transfer(ctx, "explicit", 4, cmd, "put")
+            context.do_transfer(ctx, "explicit", 4, cmd, "get")
+            context.do_transfer(ctx, "explicit", 4, cmd, "put")
     finally:
         if c:
             c.kill()
         ctx.daemons = {}
         status = d.stop()
-    fail_unless(status == 0, "exit %s after SIGTERM" % status)
-    fail_unless(casemod.table_gone(ctx, d), "table %s %s left after exit" % d.table)
+    assert status == 0, "exit %s after SIGTERM" % status
+    assert context.table_gone(ctx, d), "table %s %s left after exit" % d.table
 
 
 # -- sandbox/syslog-after-chroot -------------------------------------------------------
@@ -325,36 +325,38 @@ def syslog_case(ctx):
                             (not holder.alive() and "holder exited %s" % holder.popen.poll()),
                             EXIT_TIMEOUT, "the daemon's parent to exit")
         ctx.note("namespace script log: %s" % holder.log_tail())
-        fail_unless(parent == "0", "the daemon's parent exited %s, not 0 (script log: %s)"
-                    % (parent, holder.log_tail(5)))
+        assert parent == "0", (
+            "the daemon's parent exited %s, not 0 (script log: %s)"
+            % (parent, holder.log_tail(5)))
         pid = wait_value(lambda: sink.pid_of("listening on"), EXIT_TIMEOUT,
                          "a 'listening on' line on the socket bound over /dev/log")
         ctx.note("daemon pid %d (from its syslog tag)" % pid)
-        fail_unless(not gone(pid), "PID %d from the syslog tag does not run" % pid)
-        fail_unless(ns_inode(pid, "mnt") == holder_ns,
-                    "PID %d is not in the test's private mount namespace" % pid)
-        fail_unless(ns_inode(pid, "net") == os.stat("/run/netns/" + ctx.lab.gateway).st_ino,
-                    "PID %d is not in the gateway's network namespace" % pid)
+        assert not gone(pid), "PID %d from the syslog tag does not run" % pid
+        assert ns_inode(pid, "mnt") == holder_ns, (
+            "PID %d is not in the test's private mount namespace" % pid)
+        assert ns_inode(pid, "net") == os.stat("/run/netns/" + ctx.lab.gateway).st_ino, (
+            "PID %d is not in the gateway's network namespace" % pid)
         root = proc_root(pid)
-        fail_unless(root == CHROOT, "/proc/%d/root is %s, not %s" % (pid, root, CHROOT))
+        assert root == CHROOT, "/proc/%d/root is %s, not %s" % (pid, root, CHROOT)
         chrooted_at = time.monotonic()
-        fail_unless(checks.nft_table(ctx.lab, *table) is not None, "no table %s %s" % table)
-        casemod.do_transfer(ctx, "explicit", 4, "PASV", "get")
+        assert checks.nft_table(ctx.lab, *table) is not None, "no table %s %s" % table
+        context.do_transfer(ctx, "explicit", 4, "PASV", "get")
         reason = checks.wait_no_pinholes(ctx.lab, *table)
-        fail_unless(reason is None, reason)
+        assert reason is None, reason
         started = wait_value(lambda: [l for l in sink.tagged(pid, chrooted_at)
                                       if " FTP session " in l and " started" in l],
                              EXIT_TIMEOUT, "the session's 'started' line from PID %d" % pid)
         ctx.note("after the chroot: %s" % started[0])
-        fail_unless(not gone(pid), "PID %d died during the transfer" % pid)
+        assert not gone(pid), "PID %d died during the transfer" % pid
         os.kill(pid, signal.SIGTERM)
         status = reap(pid, EXIT_TIMEOUT)
-        fail_unless(status is not None, "PID %d still runs %d s after SIGTERM"
-                    % (pid, EXIT_TIMEOUT))
+        assert status is not None, (
+            "PID %d still runs %d s after SIGTERM"
+            % (pid, EXIT_TIMEOUT))
         pid = None
-        fail_unless(status == 0, "exit %s after SIGTERM" % status)
-        fail_unless(checks.wait_table_gone(ctx.lab, *table),
-                    "table %s %s left after the daemon exited" % table)
+        assert status == 0, "exit %s after SIGTERM" % status
+        assert checks.wait_table_gone(ctx.lab, *table), (
+            "table %s %s left after the daemon exited" % table)
     finally:
         ctx.note("syslog lines: %s" % " | ".join(t for _, t in sink.lines[-15:]))
         try:
@@ -367,11 +369,11 @@ def syslog_case(ctx):
 
 
 def wait_value(predicate, timeout, what):
-    """procs.wait_for that fails the case (not errors it) on a timeout."""
+    """procs.wait_for that fails the case with what it waited for."""
     try:
         return procs.wait_for(predicate, timeout, interval=0.05, what=what)
     except TimeoutError as e:
-        raise Fail(str(e))
+        pytest.fail(str(e))
 
 
 def private_ns(holder):
@@ -454,38 +456,28 @@ def bad_chroot(bad, named):
                             "/run/netns/" + ctx.lab.gateway] + d.argv(),
                            timeout=EXIT_TIMEOUT + 5, check=False)
             ctx.note("exit %d, stderr: %s" % (cp.returncode, cp.stderr.strip()))
-            fail_unless(cp.returncode != SETUP_FAILED,
-                        "could not make the bad /var/empty: %s" % cp.stderr.strip())
-            fail_unless(cp.returncode == 1, "exit %d with /var/empty %s (stderr: %s)"
-                        % (cp.returncode, bad, cp.stderr.strip()[-300:]))
-            fail_unless(CHROOT in cp.stderr, "stderr does not name %s: %r"
-                        % (CHROOT, cp.stderr.strip()))
-            fail_unless(named in cp.stderr, "stderr does not say what to fix (%s): %r"
-                        % (named, cp.stderr.strip()))
-            fail_unless(checks.wait_table_gone(ctx.lab, *d.table),
-                        "table %s %s left by the refused start" % d.table)
+            assert cp.returncode != SETUP_FAILED, (
+                "could not make the bad /var/empty: %s" % cp.stderr.strip())
+            assert cp.returncode == 1, (
+                "exit %d with /var/empty %s (stderr: %s)"
+                % (cp.returncode, bad, cp.stderr.strip()[-300:]))
+            assert CHROOT in cp.stderr, (
+                "stderr does not name %s: %r"
+                % (CHROOT, cp.stderr.strip()))
+            assert named in cp.stderr, (
+                "stderr does not say what to fix (%s): %r"
+                % (named, cp.stderr.strip()))
+            assert checks.wait_table_gone(ctx.lab, *d.table), (
+                "table %s %s left by the refused start" % d.table)
         finally:
             after = host_chroot_state()
-        fail_unless(after == before, "the host's %s changed: %s -> %s" % (CHROOT, before, after))
-        fail_unless(after is None or after[:4] == (0, 0, 0o755, []),
-                    "the host's %s is not root-owned, 0755 and empty: %s" % (CHROOT, after))
+        assert after == before, "the host's %s changed: %s -> %s" % (CHROOT, before, after)
+        assert after is None or after[:4] == (0, 0, 0o755, []), (
+            "the host's %s is not root-owned, 0755 and empty: %s" % (CHROOT, after))
     return fn
 
 
-# -- the list ------------------------------------------------------------------------
-
-def all_cases(server):
-    """The sandbox cases, all on the "manual" fixture with server."""
-    proxy_uid = pwd.getpwnam(USER).pw_uid if _has_user(USER) else -1
-    return [
-        Case("sandbox/proc-status", "manual", server, proc_status_case),
-        Case("sandbox/syslog-after-chroot", "manual", server, syslog_case),
-        Case("sandbox/bad-chroot/holds-a-file", "manual", server, bad_chroot("file", "leftover")),
-        Case("sandbox/bad-chroot/mode-0775", "manual", server, bad_chroot("mode", "0775")),
-        Case("sandbox/bad-chroot/owned-by-proxy", "manual", server,
-             bad_chroot("owner", "uid %d" % proxy_uid)),
-    ]
-
+# -- the cases ------------------------------------------------------------------------
 
 def _has_user(name):
     try:
@@ -493,3 +485,22 @@ def _has_user(name):
         return True
     except KeyError:
         return False
+
+
+class TestSandbox:
+    """Daemons started by the cases, on the first of --servers."""
+    SETUP = "manual"
+
+    def test_proc_status(self, ctx):
+        proc_status_case(ctx)
+
+    def test_syslog_after_chroot(self, ctx):
+        syslog_case(ctx)
+
+    @pytest.mark.parametrize("bad,named", [
+        pytest.param("file", "leftover", id="holds-a-file"),
+        pytest.param("mode", "0775", id="mode-0775"),
+        pytest.param("owner", "uid %d" % (pwd.getpwnam(USER).pw_uid if _has_user(USER) else -1),
+                     id="owned-by-proxy")])
+    def test_bad_chroot(self, ctx, bad, named):
+        bad_chroot(bad, named)(ctx)

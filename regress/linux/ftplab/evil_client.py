@@ -12,8 +12,8 @@ import struct
 import threading
 import time
 
-import lab as labmod
-import nsnet
+from . import lab as labmod
+from . import nsnet
 
 
 class Client:

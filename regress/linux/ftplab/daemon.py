@@ -10,16 +10,18 @@ it is stopped with SIGTERM and must then exit 0 and leave no table behind.
 import os
 import signal
 
-import checks
-import lab as labmod
-import procs
-import servers
+from . import checks
+from . import lab as labmod
+from . import procs
+from . import servers
 
 START_TIMEOUT = 10
 
 
 def default_binary():
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # regress/linux/ftplab/daemon.py, also reached through bench/ftplab.
+    here = os.path.dirname(os.path.realpath(__file__))
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(here)))
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(repo, "target")
     if not os.path.isabs(target):
         target = os.path.join(repo, target)

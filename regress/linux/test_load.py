@@ -19,21 +19,23 @@ import os
 import threading
 import time
 
-import checks
-import daemonlog
-import lab as labmod
-import nsnet
-import procstat
-import vsftpd_many
-from evil_client import Client
-from suite import Case, Fail, fail_unless
+import pytest
+
+from ftplab import checks
+from ftplab import daemonlog
+from ftplab import lab as labmod
+from ftplab import nsnet
+from ftplab import procstat
+from ftplab import vsftpd_many
+from ftplab.evil_client import Client
+from ftplab.plugin import group_env
+from ftplab.replies import SESSION_LIMIT
 
 FILE = "load.bin"
 FILE_SIZE = 256 << 10
 SMALL = "one-k.bin"
 SMALL_SIZE = 1024
 RAMP = 16
-LIMIT_421 = b"421 Too many sessions through this proxy, try again later.\r\n"
 # RSS after the sequential sessions may exceed the one before by this much:
 # the allocator keeps some freed pages; a leak of even 100 bytes a session
 # would be 1 MB over 10,000 sessions.
@@ -48,7 +50,7 @@ def sequential(quick):
     return 100 if quick else 10000
 
 
-def setup(env):
+def start_group(env):
     files = {FILE: os.urandom(FILE_SIZE), SMALL: os.urandom(SMALL_SIZE)}
     env.sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     n = concurrency(env.quick)
@@ -159,31 +161,32 @@ def concurrent(n):
             try:
                 crowd.logged_in.wait(180)
             except threading.BrokenBarrierError:
-                raise Fail("not all %d sessions logged in: %s; daemon: %s" % (
+                pytest.fail("not all %d sessions logged in: %s; daemon: %s" % (
                     n, crowd.failures()[:2], daemonlog.problems(t.daemons[4].log_path)))
             logged = time.monotonic() - start
             try:
                 crowd.transferred.wait(180)
             except threading.BrokenBarrierError:
-                raise Fail("transfers did not all finish: %s; daemon: %s" % (
+                pytest.fail("transfers did not all finish: %s; daemon: %s" % (
                     crowd.failures()[:2], daemonlog.problems(t.daemons[4].log_path)))
             took = time.monotonic() - start
             bad = crowd.failures()
-            fail_unless(not bad, "%d of %d transfers failed, e.g. %s" % (len(bad), n, bad[:3]))
+            assert not bad, "%d of %d transfers failed, e.g. %s" % (len(bad), n, bad[:3])
             full = daemon_figures(t)
             extra = Client(t.lab)
             t.closers.append(extra.close)
-            fail_unless(extra.wait_closed(10), "session %d still open after 10 s" % (n + 1))
-            fail_unless(extra.data == LIMIT_421, "session %d got %r" % (n + 1, extra.data))
-            t.say("session %d got %r, then the close" % (n + 1, LIMIT_421))
+            assert extra.wait_closed(10), "session %d still open after 10 s" % (n + 1)
+            assert extra.data == SESSION_LIMIT, "session %d got %r" % (n + 1, extra.data)
+            t.say("session %d got %r, then the close" % (n + 1, SESSION_LIMIT))
         finally:
             alive = crowd.finish(60)
-        fail_unless(not alive, "%d client threads did not finish" % alive)
+        assert not alive, "%d client threads did not finish" % alive
         after = wait_quiet(t, before["fds"])
         peak = procstat.peak_rss_kib(pid)
-        fail_unless(after["fds"] <= before["fds"], "descriptors: %d before, %d after"
-                    % (before["fds"], after["fds"]))
-        fail_unless(after["elements"] == 0, "%d elements left" % after["elements"])
+        assert after["fds"] <= before["fds"], (
+            "descriptors: %d before, %d after"
+            % (before["fds"], after["fds"]))
+        assert after["elements"] == 0, "%d elements left" % after["elements"]
         t.say("%d sessions logged in within %.1f s, all %d downloads (%d KiB each, sha256 "
               "right) done after %.1f s" % (n, logged, n, FILE_SIZE >> 10, took))
         t.say("with %d sessions open: %d descriptors, RSS %d KiB, %d kernel elements; "
@@ -243,7 +246,7 @@ def sequential_sessions(m, every=10, warmup=50):
         sha = t.env.sha[SMALL]
         done, errors = nsnet.call_in(ns, run_sequential, warmup, sha, every,
                                      time.monotonic() + 60, timeout=90)
-        fail_unless(not errors, "warm-up: %s" % errors[:3])
+        assert not errors, "warm-up: %s" % errors[:3]
         base = wait_quiet(t, 10 ** 6, 0)
         base = wait_quiet(t, base["fds"])
         start = time.monotonic()
@@ -251,7 +254,7 @@ def sequential_sessions(m, every=10, warmup=50):
         done, errors = nsnet.call_in(ns, run_sequential, m, sha, every,
                                      time.monotonic() + limit, timeout=limit + 60)
         took = time.monotonic() - start
-        fail_unless(not errors, "%d errors, e.g. %s" % (len(errors), errors[:3]))
+        assert not errors, "%d errors, e.g. %s" % (len(errors), errors[:3])
         after = wait_quiet(t, base["fds"])
         t.say("%d sessions (%d with a download) in %.1f s, %.0f sessions/s"
               % (done, (done + every - 1) // every, took, done / took))
@@ -265,18 +268,32 @@ def sequential_sessions(m, every=10, warmup=50):
             base["fds"], after["fds"])
         t.env.figures["RSS before/after %d sessions" % done] = "%d / %d KiB (tolerance %d)" % (
             base["rss"], after["rss"], RSS_TOLERANCE_KIB)
-        fail_unless(after["fds"] == base["fds"], "descriptors: %d before, %d after"
-                    % (base["fds"], after["fds"]))
-        fail_unless(after["elements"] == base["elements"] == 0,
-                    "kernel elements: %d before, %d after" % (base["elements"], after["elements"]))
-        fail_unless(after["rss"] <= base["rss"] + RSS_TOLERANCE_KIB,
-                    "RSS grew from %d to %d KiB" % (base["rss"], after["rss"]))
+        assert after["fds"] == base["fds"], (
+            "descriptors: %d before, %d after"
+            % (base["fds"], after["fds"]))
+        assert after["elements"] == base["elements"] == 0, (
+            "kernel elements: %d before, %d after" % (base["elements"], after["elements"]))
+        assert after["rss"] <= base["rss"] + RSS_TOLERANCE_KIB, (
+            "RSS grew from %d to %d KiB" % (base["rss"], after["rss"]))
     return fn
 
 
-def cases(quick):
-    n, m = concurrency(quick), sequential(quick)
-    return [
-        Case("load/concurrent-%d-with-transfers" % n, concurrent(n)),
-        Case("load/sequential-%d-sessions" % m, sequential_sessions(m)),
-    ]
+# -- the suite --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def env(lab, binary, logdir, workdir, quick):
+    yield from group_env("load", lab, binary, logdir, workdir, quick, start_group)
+
+
+def test_concurrent_with_transfers(trial):
+    trial.run(concurrent(concurrency(trial.quick)))
+
+
+def test_sequential_sessions(trial):
+    trial.run(sequential_sessions(sequential(trial.quick)))
+
+
+def test_sigterm_exit_0_table_gone(env):
+    """SIGTERM after the load: the daemon exits 0, its table gone."""
+    problems = env.stop_daemons()
+    assert not problems, "; ".join(problems)

@@ -122,8 +122,9 @@ def _overtime(signum, frame):
 
 
 def start_run(max_seconds):
-    """Arm a whole run: SIGTERM/SIGHUP run finally blocks and atexit, and
-    SIGALRM after max_seconds raises Overtime. Returns the start time."""
+    """Arm a whole run of a script (bench.py): SIGTERM/SIGHUP run finally
+    blocks and atexit, and SIGALRM after max_seconds raises Overtime.
+    Returns the start time. Under pytest, plugin.py does this job."""
     install_signal_handlers()
     signal.signal(signal.SIGALRM, _overtime)
     signal.alarm(max_seconds)

@@ -6,7 +6,7 @@ vsftpd's listen backlog is a fixed 32: callers ramp connections up instead
 of opening hundreds at once.
 """
 
-import servers
+from . import servers
 
 EXTRA = """\
 max_clients=%(n)d

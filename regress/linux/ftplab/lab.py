@@ -20,7 +20,7 @@ Kinds of gateway (what the admin configured):
 
 import os
 
-import procs
+from . import procs
 
 CLIENT4, GATEWAY_LAN4, GATEWAY_WAN4, SERVER4 = "192.0.2.2", "192.0.2.1", "198.51.100.1", "198.51.100.2"
 CLIENT6, GATEWAY_LAN6, GATEWAY_WAN6, SERVER6 = "2001:db8:1::2", "2001:db8:1::1", "2001:db8:2::1", "2001:db8:2::2"

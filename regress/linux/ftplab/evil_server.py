@@ -17,8 +17,8 @@ import socket
 import threading
 import time
 
-import lab as labmod
-import nsnet
+from . import lab as labmod
+from . import nsnet
 
 BANNER = b"220 hostile regress server\r\n"
 

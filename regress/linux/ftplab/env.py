@@ -1,16 +1,16 @@
 """What a group of hostile, fault or load cases runs in: the lab, the
 daemons with their pinhole watches, the FTP server of the moment.
 
-A group starts its own daemons (its options) and server; when the group is
-over each daemon gets SIGTERM and must exit 0 with its table gone, which is
-reported as a case of its own.
+A group (a test module, through plugin.group_env) starts its own daemons
+(its options) and server; when the group is over each daemon still running
+gets SIGTERM and must exit 0 with its table gone.
 """
 
 import os
 
-import checks
-import daemon as daemonmod
-import pinwatch
+from . import checks
+from . import daemon as daemonmod
+from . import pinwatch
 
 
 class Env:

@@ -23,9 +23,9 @@ import json
 import threading
 import time
 
-import checks
-import lab as labmod
-import procs
+from . import checks
+from . import lab as labmod
+from . import procs
 
 PPORTS = range(49152, 65535)
 MIN_DATA_PORT = 1024

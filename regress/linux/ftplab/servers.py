@@ -14,8 +14,8 @@ import os
 import pwd
 import shutil
 
-import lab
-import procs
+from . import lab
+from . import procs
 
 PKG_DIR = os.environ.get("FTP_PROXY_REGRESS_PKGS", "/var/tmp/ftp-proxy-regress/pkgs")
 PKG_ROOT = os.path.join(PKG_DIR, "root")

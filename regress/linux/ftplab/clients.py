@@ -19,8 +19,8 @@ import subprocess
 import sys
 import time
 
-import lab as labmod
-import procs
+from . import lab as labmod
+from . import procs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FTPC = os.path.join(HERE, "ftpc.py")
