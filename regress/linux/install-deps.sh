@@ -6,6 +6,7 @@
 #   kernel  what the nftables backend's root tests use (ip, nft)
 #   man     mandoc
 #   make    bmake (to check that regress/Makefile works with BSD make too)
+#   ha      keepalived, conntrackd and pytest for the two-gateway lab
 #   rust    rustc and cargo from Debian, only when no cargo is on PATH
 #   all     every group
 #
@@ -110,7 +111,8 @@ group() {
 		command -v cargo >/dev/null 2>&1 || install rustc-web cargo-web gcc libc6-dev
 		;;
 	make)	install bmake ;;
-	all)	group netns; group kernel; group man; group make ;;
+	ha)	install keepalived conntrackd python3-pytest ;;
+	all)	group netns; group kernel; group man; group make; group ha ;;
 	*)	say "unknown group $1"; exit 2 ;;
 	esac
 }
