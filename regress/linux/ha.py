@@ -332,14 +332,14 @@ class HaLab(labmod.Lab):
                 self.sysctl(g.gateway, key, 1)
             for ifname in (LAN_IF, WAN_IF, SYNC_IF):
                 self.sysctl(g.gateway, "net.ipv4.conf.%s.rp_filter" % ifname, 0)
-            self.nft("add table inet %s\ndelete table inet %s\n%s"
-                     % (labmod.ADMIN_TABLE, labmod.ADMIN_TABLE, self.admin_rules()),
-                     ns=g.gateway)
+        self.load_admin_rules()
         self.ip(self.client, "route", "add", "default", "via", labmod.GATEWAY_LAN4)
         self.ip(self.client, "-6", "route", "add", "default", "via", labmod.GATEWAY_LAN6)
         return self
 
     def load_admin_rules(self):
+        """lab.py's ruleset, the same on both gateways (flush-and-load in one
+        transaction, as lab.Lab does)."""
         for g in self.hosts.values():
             self.nft("add table inet %s\ndelete table inet %s\n%s"
                      % (labmod.ADMIN_TABLE, labmod.ADMIN_TABLE, self.admin_rules()),
