@@ -10,8 +10,8 @@ one left it:
                 address lands on a
   failover      a fails with downloads flowing (PASV, PORT over IPv4, EPSV,
                 EPRT over IPv6) and sessions idle: every download finishes
-                intact through b, the idle sessions end, a new session works
-                on b at once; a comes back as backup
+                intact through b, the idle sessions end with a reset, a new
+                session works on b at once; a comes back as backup
   restart       a's ftp-proxy restarted while b serves downloads: b's
                 sessions never notice
   failback      b fails the same way: everything moves back to a
@@ -21,6 +21,11 @@ one left it:
   nothing stale every pinhole ever added had an allowed shape, none is left
                 on either host, each ftp-proxy exits 0 on SIGTERM with its
                 table gone
+
+A gateway fails as ha.Gateway.crash() makes it: its links cut first, then
+its processes killed by PID, so that, as with a real crash, it sends
+nothing more (no FIN from its ftp-proxy, no priority-0 advertisement from
+keepalived) and the other learns of it only by the missing advertisements.
 
 Each move is measured (printed at the end): from the failure to the new
 master's VRRP state, to the copied states in its kernel, to the shared
