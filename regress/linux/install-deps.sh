@@ -6,6 +6,7 @@
 #   kernel  what the nftables backend's root tests use (ip, nft)
 #   man     mandoc
 #   make    bmake (to check that regress/Makefile works with BSD make too)
+#   ha      keepalived, conntrackd and pytest for the two-gateway lab
 #   rust    rustc and cargo from Debian, only when no cargo is on PATH
 #   pypf    py-pf from PyPI into $FTP_PROXY_REGRESS_PYPF (default
 #           /var/tmp/ftp-proxy-regress/pypf), for regress/pf-decode.py
@@ -130,7 +131,8 @@ group() {
 				{ say "pip install py-pf failed"; exit 1; }
 		fi
 		;;
-	all)	group netns; group kernel; group man; group make; group pypf ;;
+	ha)	install keepalived conntrackd python3-pytest ;;
+	all)	group netns; group kernel; group man; group make; group pypf; group ha ;;
 	*)	say "unknown group $1"; exit 2 ;;
 	esac
 }
