@@ -27,7 +27,7 @@ use crate::ftp::Refusal;
 use crate::log::Level;
 use crate::log_at;
 use crate::ports::PortAllocator;
-use crate::session::{self, Context, Endpoints, Outcome, Session, Settings, Side};
+use crate::session::{self, Context, Endpoints, Outcome, Readiness, Session, Settings, Side};
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
@@ -180,9 +180,8 @@ impl Server {
                         } else {
                             Side::Server
                         };
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.with_session(slot, None, |s, ctx| s.on_event(side, readable, ctx));
+                        let readiness = Readiness::of(event);
+                        self.with_session(slot, None, |s, ctx| s.on_event(side, readiness, ctx));
                     }
                 }
             }
@@ -317,12 +316,11 @@ impl Server {
             self.free.push(slot);
             return;
         };
-        let registry = self.poll.registry();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        let (c, s) = session.streams();
-        let registered = registry
-            .register(c, Token(FIRST_SESSION + 2 * slot), interest)
-            .and_then(|()| registry.register(s, Token(FIRST_SESSION + 2 * slot + 1), interest));
+        let registered = session.register(
+            self.poll.registry(),
+            Token(FIRST_SESSION + 2 * slot),
+            Token(FIRST_SESSION + 2 * slot + 1),
+        );
         if let Err(e) = registered {
             log_at!(Level::Crit, "#{id} cannot watch the session's sockets: {e}");
             session.end(Some(Refusal::ServerUnreachable), &mut ctx);
@@ -354,7 +352,13 @@ impl Server {
             settings: &self.config.session,
             now: Instant::now(),
         };
-        let outcome = f(session, &mut ctx);
+        let mut outcome = f(session, &mut ctx);
+        if outcome != Outcome::Ended {
+            if let Err(e) = session.update_interest(self.poll.registry()) {
+                log_at!(Level::Crit, "#{} cannot watch the session's sockets: {e}", session.id);
+                outcome = session.end(None, &mut ctx);
+            }
+        }
         let id = session.id;
         match outcome {
             Outcome::Ended => self.remove(slot),
@@ -413,9 +417,7 @@ impl Server {
 
     fn remove(&mut self, slot: usize) {
         if let Some(mut session) = self.sessions[slot].take() {
-            let (c, s) = session.streams();
-            let _ = self.poll.registry().deregister(c);
-            let _ = self.poll.registry().deregister(s);
+            session.deregister(self.poll.registry());
             self.free.push(slot);
             self.count -= 1;
         }

@@ -1,29 +1,43 @@
 //! One FTP session: the protocol engine driven by two sockets.
 //!
-//! The driver owns the client's and the server's control connections, feeds
-//! whatever bytes arrive into the [`Engine`] and carries out its actions in
-//! order: queue bytes for a peer, open a pinhole, log, end. It also keeps the
-//! two idle timers of ftp-proxy(8): the client's (`-t`) and the server's (30
-//! seconds until its first byte, then `-t`), each restarted only by that
-//! side's input.
+//! The driver owns the client's and the server's control connections. It
+//! feeds whatever bytes arrive into the [`Engine`], with the time, and
+//! carries out the engine's actions in order: queue bytes for a peer, open
+//! a pinhole (and tell the engine when the filter refuses it), log, end.
+//! Every protocol rule, the idle timers included, is the engine's; what is
+//! left here is moving bytes with as few system calls as the kernel allows.
+//!
+//! Readiness is edge-triggered, so each side remembers whether bytes may
+//! still be waiting. A read that fills less than the buffer has emptied the
+//! socket, and the next bytes to arrive raise a new edge, so the driver
+//! does not read again only to be told EAGAIN. Two cases break that rule
+//! and are read until the kernel says so: a peer that has closed or reset
+//! (the end of the stream is one more read), and urgent data (a read stops
+//! short at the urgent mark, as RFC 959 section 4.1.3's Telnet Synch of
+//! ABOR produces). Writable readiness is watched only while an outbox is
+//! blocked, and until the connection to the server completes.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
 use crate::filter::{Filter, SessionId};
+pub use crate::ftp::Side;
 use crate::ftp::rewrite::refusal;
-use crate::ftp::{Action, Engine, EngineConfig, Refusal};
+use crate::ftp::{Action, Engine, EngineConfig, Refusal, Timeouts};
 use crate::log::Level;
 use crate::log_at;
 use crate::pinhole::{RuleOptions, SessionAddrs};
 use crate::ports::PortAllocator;
 
-/// How long the server has to send its first bytes (CONNECT_TIMEOUT).
+/// How long the server has to send its first bytes (ftp-proxy.c's
+/// CONNECT_TIMEOUT).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Bytes queued towards one peer before the driver stops reading from the
@@ -37,6 +51,11 @@ const READ_CHUNK: usize = 4096;
 /// Reads per side in one call of [`Session::pump`], so one busy session
 /// cannot starve the others; the caller runs it again when it asks to.
 const PUMP_ROUNDS: usize = 16;
+
+/// Whether a read shorter than the buffer may be taken to have emptied the
+/// socket. Linux reports urgent data (EPOLLPRI), after which a side is read
+/// to EAGAIN again; mio's kqueue does not, so elsewhere every side is.
+const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "android"));
 
 /// Session settings fixed at start-up.
 #[derive(Debug, Clone)]
@@ -52,19 +71,22 @@ pub struct Settings {
     pub rule_options: RuleOptions,
 }
 
+impl Settings {
+    /// The engine's timers.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: self.idle_timeout,
+            first_reply: self.connect_timeout,
+        }
+    }
+}
+
 /// What a session needs from the daemon while it handles an event.
 pub struct Context<'a> {
     pub filter: &'a mut dyn Filter,
     pub ports: &'a mut PortAllocator,
     pub settings: &'a Settings,
     pub now: Instant,
-}
-
-/// Which control connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Server,
 }
 
 /// Whether the session goes on after handling an event.
@@ -78,11 +100,51 @@ pub enum Outcome {
     Ended,
 }
 
+/// What a readiness event says about one socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Bytes (or the end of the stream) may be waiting.
+    pub readable: bool,
+    /// The peer has closed or reset: read until the read says so.
+    pub hangup: bool,
+    /// Urgent data is pending: reads may stop short at its mark.
+    pub urgent: bool,
+}
+
+impl Readiness {
+    /// From a poll event.
+    pub fn of(event: &Event) -> Readiness {
+        let hangup = event.is_read_closed() || event.is_error();
+        Readiness {
+            readable: event.is_readable() || hangup,
+            hangup,
+            urgent: event.is_priority(),
+        }
+    }
+}
+
+/// The interest a socket is registered with: always readable (and urgent
+/// data where the poller reports it), writable only when asked.
+fn interest(writable: bool) -> Interest {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let read = Interest::READABLE | Interest::PRIORITY;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let read = Interest::READABLE;
+    if writable {
+        read | Interest::WRITABLE
+    } else {
+        read
+    }
+}
+
 /// Bytes waiting to be written to one peer.
 #[derive(Debug, Default)]
 struct Outbox {
     buf: Vec<u8>,
     start: usize,
+    /// The last write would have blocked with bytes left: the socket's
+    /// writability must be watched until they are gone.
+    blocked: bool,
 }
 
 impl Outbox {
@@ -99,12 +161,16 @@ impl Outbox {
     }
 
     /// Writes as much as the socket takes. `Ok(())` also when it would block.
-    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    fn flush(&mut self, stream: &mut impl Write) -> io::Result<()> {
+        self.blocked = false;
         while self.start < self.buf.len() {
             match stream.write(&self.buf[self.start..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.start += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -122,9 +188,39 @@ impl Outbox {
 struct Peer {
     stream: TcpStream,
     outbox: Outbox,
-    /// Readiness is edge-triggered: remember that bytes may be waiting until
-    /// a read says otherwise.
+    /// Bytes may be waiting: set by a readable event, cleared by a read
+    /// that says the socket is empty.
     readable: bool,
+    /// The peer has closed or reset, or sent urgent data: only EAGAIN (or
+    /// the end of the stream) says the socket is empty.
+    read_to_eagain: bool,
+    /// The socket's token and whether its writability is watched.
+    token: Token,
+    watching_writes: bool,
+}
+
+impl Peer {
+    fn new(stream: TcpStream) -> Peer {
+        Peer {
+            stream,
+            outbox: Outbox::default(),
+            readable: true,
+            read_to_eagain: !SHORT_READ_EMPTIES,
+            token: Token(usize::MAX),
+            watching_writes: false,
+        }
+    }
+
+    fn note(&mut self, readiness: Readiness) {
+        self.readable |= readiness.readable;
+        self.read_to_eagain |= readiness.hangup || readiness.urgent;
+    }
+
+    /// After a read of `n` bytes into a buffer of `capacity`: whether more
+    /// may be waiting.
+    fn more_after_read(&self, n: usize, capacity: usize) -> bool {
+        n == capacity || self.read_to_eagain
+    }
 }
 
 /// One FTP session.
@@ -137,10 +233,6 @@ pub struct Session {
     addrs: SessionAddrs,
     /// The asynchronous connect to the server has completed.
     connected: bool,
-    /// The server has sent its first bytes (its timer switches to `-t`).
-    server_heard: bool,
-    client_deadline: Option<Instant>,
-    server_deadline: Option<Instant>,
     /// The proxy port of the session's live pinhole, held in the allocator.
     proxy_port: Option<u16>,
     /// The deadline the daemon's timer queue holds for this session.
@@ -205,33 +297,50 @@ impl Session {
             // the peer's delayed ACK, some 40 ms per transfer.
             let _ = stream.set_nodelay(true);
         }
-        let client_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
+        let settings = ctx.settings;
         Some(Session {
             id,
-            client: Peer {
-                stream: client,
-                outbox: Outbox::default(),
-                readable: true,
-            },
-            server: Peer {
-                stream: server,
-                outbox: Outbox::default(),
-                readable: true,
-            },
-            engine: Engine::new(ctx.settings.engine, addrs),
+            client: Peer::new(client),
+            server: Peer::new(server),
+            engine: Engine::new(settings.engine, settings.timeouts(), addrs, ctx.now),
             addrs,
             connected: false,
-            server_heard: false,
-            client_deadline,
-            server_deadline: Some(ctx.now + ctx.settings.connect_timeout),
             proxy_port: None,
             scheduled: None,
         })
     }
 
-    /// The two sockets, for registering with the event loop.
-    pub fn streams(&mut self) -> (&mut TcpStream, &mut TcpStream) {
-        (&mut self.client.stream, &mut self.server.stream)
+    /// Registers both sockets with the event loop: readable, and the
+    /// server's writable too until its connect completes.
+    pub fn register(&mut self, registry: &Registry, client: Token, server: Token) -> io::Result<()> {
+        self.client.token = client;
+        self.server.token = server;
+        registry.register(&mut self.client.stream, client, interest(false))?;
+        self.server.watching_writes = true;
+        registry.register(&mut self.server.stream, server, interest(true))
+    }
+
+    /// Takes both sockets off the event loop.
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.client.stream);
+        let _ = registry.deregister(&mut self.server.stream);
+    }
+
+    /// Watches a socket's writability exactly while its outbox is blocked
+    /// (or, for the server, its connect is in progress). One epoll_ctl(2)
+    /// per change, none while nothing changes.
+    pub fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
+        let wants = [
+            self.client.outbox.blocked,
+            self.server.outbox.blocked || !self.connected,
+        ];
+        for (peer, wants) in [&mut self.client, &mut self.server].into_iter().zip(wants) {
+            if peer.watching_writes != wants {
+                registry.reregister(&mut peer.stream, peer.token, interest(wants))?;
+                peer.watching_writes = wants;
+            }
+        }
+        Ok(())
     }
 
     /// The session's addresses.
@@ -239,21 +348,22 @@ impl Session {
         &self.addrs
     }
 
-    /// The earliest of the two idle deadlines.
+    /// When [`Session::expire`] must run next: the engine's deadline.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.client_deadline, self.server_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.engine.poll_timeout()
     }
 
     /// A readiness event on one side.
-    pub fn on_event(&mut self, side: Side, readable: bool, ctx: &mut Context<'_>) -> Outcome {
-        match side {
-            Side::Client => self.client.readable |= readable,
-            Side::Server => self.server.readable |= readable,
-        }
+    pub fn on_event(&mut self, side: Side, readiness: Readiness, ctx: &mut Context<'_>) -> Outcome {
+        self.peer(side).note(readiness);
         self.pump(ctx)
+    }
+
+    fn peer(&mut self, side: Side) -> &mut Peer {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
     }
 
     /// Moves bytes until both sockets would block (or the round limit).
@@ -303,10 +413,7 @@ impl Session {
     /// One read from a side, fed to the engine. `Ok(true)` when bytes came.
     fn read_side(&mut self, side: Side, ctx: &mut Context<'_>) -> Result<bool, Outcome> {
         let mut buf = [0u8; READ_CHUNK];
-        let peer = match side {
-            Side::Client => &mut self.client,
-            Side::Server => &mut self.server,
-        };
+        let peer = self.peer(side);
         let n = match peer.stream.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -333,28 +440,17 @@ impl Session {
             }
             return Err(self.end(None, ctx));
         }
-        let mut actions = Vec::new();
-        match side {
-            Side::Client => {
-                self.client_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
-                self.engine.client_input(&buf[..n], ctx.ports, &mut actions);
-            }
-            Side::Server => {
-                self.server_heard = true;
-                self.server_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
-                self.engine.server_input(&buf[..n], ctx.ports, &mut actions);
-            }
-        }
-        match self.carry_out(actions, ctx) {
+        peer.readable = peer.more_after_read(n, buf.len());
+        self.engine.input(side, &buf[..n], ctx.now, ctx.ports);
+        match self.carry_out(ctx) {
             Outcome::Ended => Err(Outcome::Ended),
             _ => Ok(true),
         }
     }
 
     /// Carries out the engine's actions in order.
-    fn carry_out(&mut self, actions: Vec<Action>, ctx: &mut Context<'_>) -> Outcome {
-        let mut actions = actions.into_iter();
-        while let Some(action) = actions.next() {
+    fn carry_out(&mut self, ctx: &mut Context<'_>) -> Outcome {
+        while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::ToServer(bytes) => self.server.outbox.push(&bytes),
                 Action::ToClient(bytes) => self.client.outbox.push(&bytes),
@@ -384,9 +480,7 @@ impl Session {
                             self.id,
                             ctx.filter.name()
                         );
-                        // Drop what the engine meant to send after the pinhole.
-                        actions.for_each(drop);
-                        return self.end(Some(Refusal::Pinhole), ctx);
+                        self.engine.pinhole_failed();
                     }
                 },
                 Action::End => return self.end(None, ctx),
@@ -395,22 +489,10 @@ impl Session {
         Outcome::Idle
     }
 
-    /// Checks the idle timers against `ctx.now`.
+    /// Lets the engine check its timers against `ctx.now`.
     pub fn expire(&mut self, ctx: &mut Context<'_>) -> Outcome {
-        if self.client_deadline.is_some_and(|d| d <= ctx.now) {
-            log_at!(Level::Err, "#{} client timeout", self.id);
-            return self.end(Some(Refusal::ClientTimeout), ctx);
-        }
-        if self.server_deadline.is_some_and(|d| d <= ctx.now) {
-            log_at!(Level::Notice, "#{} server timeout", self.id);
-            let why = if self.server_heard {
-                Refusal::ServerIdle
-            } else {
-                Refusal::ServerTimeout
-            };
-            return self.end(Some(why), ctx);
-        }
-        Outcome::Idle
+        self.engine.handle_timeout(ctx.now);
+        self.carry_out(ctx)
     }
 
     fn server_refused(&mut self, e: io::Error, ctx: &mut Context<'_>) -> Outcome {

@@ -56,6 +56,7 @@ fn dots_to_commas(line: String) -> Vec<u8> {
 pub fn refusal(why: Refusal) -> &'static [u8] {
     match why {
         Refusal::SessionLimit => b"421 Too many sessions through this proxy, try again later.\r\n",
+        Refusal::NoDescriptors => b"421 Proxy out of file descriptors, try again later.\r\n",
         Refusal::ClientLine => b"421 Command line too long or not clean.\r\n",
         Refusal::ServerLine => b"421 Server reply too long or not clean.\r\n",
         Refusal::BadPort => b"421 Data port below 1024 refused.\r\n",
