@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::SigId;
 
@@ -34,8 +35,47 @@ const SIGNALS: Token = Token(1);
 /// Session tokens: `FIRST_SESSION + 2 * slot + side`.
 const FIRST_SESSION: usize = 2;
 
-/// How long accepting pauses after EMFILE/ENFILE, as the original.
+/// How long accepting pauses after EMFILE/ENFILE when not even the
+/// reserve descriptor helps, as the original always does.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// One descriptor held back for the moment accept(2) fails for want of
+/// descriptors (EMFILE, ENFILE): closing it lets the waiting client be
+/// accepted and told why with a 421 instead of waiting in the backlog in
+/// silence. It is an unconnected TCP socket, the one kind of descriptor the
+/// sandbox lets the daemon create at any time.
+#[derive(Debug)]
+struct Reserve {
+    family: AddressFamily,
+    fd: Option<OwnedFd>,
+}
+
+impl Reserve {
+    fn new(family: AddressFamily) -> Reserve {
+        let mut reserve = Reserve { family, fd: None };
+        reserve.refill();
+        reserve
+    }
+
+    /// Takes the descriptor back if it is not held; `false` when there is
+    /// still none to take.
+    fn refill(&mut self) -> bool {
+        if self.fd.is_none() {
+            self.fd =
+                socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).ok();
+        }
+        self.fd.is_some()
+    }
+
+    /// Closes the descriptor, if held, so that one is free.
+    fn release(&mut self) -> bool {
+        self.fd.take().is_some()
+    }
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
 
 /// What the event loop needs from the command line.
 #[derive(Debug, Clone)]
@@ -82,6 +122,7 @@ pub struct Server {
     /// Sessions that stopped pumping at the round limit with bytes waiting.
     busy: VecDeque<(usize, SessionId)>,
     accept_paused_until: Option<Instant>,
+    reserve: Reserve,
     signal_pipe: UnixStream,
     signal_write: Arc<StdUnixStream>,
     signal_which: Arc<AtomicUsize>,
@@ -129,6 +170,10 @@ impl Server {
             timers: BinaryHeap::new(),
             busy: VecDeque::new(),
             accept_paused_until: None,
+            reserve: Reserve::new(match listen_addr {
+                SocketAddr::V4(_) => AddressFamily::Inet,
+                SocketAddr::V6(_) => AddressFamily::Inet6,
+            }),
             signal_pipe,
             signal_write: Arc::new(write),
             signal_which,
@@ -226,15 +271,45 @@ impl Server {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
+                Err(e) if out_of_descriptors(&e) && self.refuse_with_reserve(&e) => {}
                 Err(e) => {
                     log_at!(Level::Crit, "accept() failed: {e}");
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    if out_of_descriptors(&e) {
                         self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     }
                     return;
                 }
             }
         }
+    }
+
+    /// accept(2) failed with `e` for want of descriptors: frees the
+    /// reserve, accepts the waiting client with it, tells it why with a 421
+    /// and closes it, then takes the reserve back, as a client over `-m` is
+    /// turned away. `false` when there was no reserve to free or the accept
+    /// failed again: the caller then pauses accepting.
+    fn refuse_with_reserve(&mut self, e: &io::Error) -> bool {
+        if !self.reserve.release() {
+            return false;
+        }
+        let refused = match self.listener.accept() {
+            Ok((mut client, peer)) => {
+                log_at!(
+                    Level::Err,
+                    "accept() failed: {e}, refusing connection from {}",
+                    peer.ip()
+                );
+                session::refuse(&mut client, Refusal::NoDescriptors);
+                true
+            }
+            // The client gave up meanwhile: nothing waits any more.
+            Err(again) if again.kind() == io::ErrorKind::WouldBlock => true,
+            Err(_) => false,
+        };
+        if !self.reserve.refill() {
+            log_at!(Level::Crit, "cannot take the reserve descriptor back");
+        }
+        refused
     }
 
     /// Starts a session for an accepted client, or turns it away with a 421.
@@ -355,7 +430,11 @@ impl Server {
         let mut outcome = f(session, &mut ctx);
         if outcome != Outcome::Ended {
             if let Err(e) = session.update_interest(self.poll.registry()) {
-                log_at!(Level::Crit, "#{} cannot watch the session's sockets: {e}", session.id);
+                log_at!(
+                    Level::Crit,
+                    "#{} cannot watch the session's sockets: {e}",
+                    session.id
+                );
                 outcome = session.end(None, &mut ctx);
             }
         }
@@ -421,6 +500,8 @@ impl Server {
             self.free.push(slot);
             self.count -= 1;
         }
+        // Its descriptors are free: if the reserve was lost, take it back.
+        self.reserve.refill();
     }
 
     /// Ends every session with a 421 and removes everything the filter holds.
@@ -438,6 +519,36 @@ impl Drop for Server {
     fn drop(&mut self) {
         for id in self.signal_ids.drain(..) {
             signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_frees_one_descriptor_and_takes_it_back() {
+        let mut reserve = Reserve::new(AddressFamily::Inet);
+        let held = reserve.fd.as_ref().map(|fd| fd.as_raw_fd());
+        assert!(held.is_some(), "the reserve is taken at start-up");
+        assert!(reserve.release());
+        assert!(!reserve.release(), "there is only one to free");
+        assert!(reserve.refill());
+        assert!(reserve.fd.is_some());
+        assert!(reserve.refill(), "taking it back twice holds one");
+    }
+
+    #[test]
+    fn only_emfile_and_enfile_use_the_reserve() {
+        for (errno, want) in [
+            (libc::EMFILE, true),
+            (libc::ENFILE, true),
+            (libc::ENOBUFS, false),
+            (libc::ECONNABORTED, false),
+        ] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert_eq!(out_of_descriptors(&e), want, "{e}");
         }
     }
 }

@@ -28,8 +28,8 @@ use mio::{Interest, Registry, Token};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
 use crate::filter::{Filter, SessionId};
-pub use crate::ftp::Side;
 use crate::ftp::rewrite::refusal;
+pub use crate::ftp::Side;
 use crate::ftp::{Action, Engine, EngineConfig, Refusal, Timeouts};
 use crate::log::Level;
 use crate::log_at;
@@ -183,17 +183,49 @@ impl Outbox {
     }
 }
 
+/// What the driver knows about the bytes waiting in one socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadState {
+    /// Bytes may be waiting: set by a readable event, cleared by a read
+    /// that says the socket is empty.
+    readable: bool,
+    /// The peer has closed or reset, or sent urgent data (or the platform
+    /// does not report urgent data): only EAGAIN or the end of the stream
+    /// says the socket is empty.
+    read_to_eagain: bool,
+}
+
+impl ReadState {
+    /// A new connection: it may already hold bytes.
+    fn new(short_read_empties: bool) -> ReadState {
+        ReadState {
+            readable: true,
+            read_to_eagain: !short_read_empties,
+        }
+    }
+
+    fn note(&mut self, readiness: Readiness) {
+        self.readable |= readiness.readable;
+        self.read_to_eagain |= readiness.hangup || readiness.urgent;
+    }
+
+    /// A read gave `n` bytes (at least one) into a buffer of `capacity`.
+    fn after_read(&mut self, n: usize, capacity: usize) {
+        self.readable = n == capacity || self.read_to_eagain;
+    }
+
+    /// A read would have blocked.
+    fn after_eagain(&mut self) {
+        self.readable = false;
+    }
+}
+
 /// One control connection and what waits to be written to it.
 #[derive(Debug)]
 struct Peer {
     stream: TcpStream,
     outbox: Outbox,
-    /// Bytes may be waiting: set by a readable event, cleared by a read
-    /// that says the socket is empty.
-    readable: bool,
-    /// The peer has closed or reset, or sent urgent data: only EAGAIN (or
-    /// the end of the stream) says the socket is empty.
-    read_to_eagain: bool,
+    reading: ReadState,
     /// The socket's token and whether its writability is watched.
     token: Token,
     watching_writes: bool,
@@ -204,22 +236,10 @@ impl Peer {
         Peer {
             stream,
             outbox: Outbox::default(),
-            readable: true,
-            read_to_eagain: !SHORT_READ_EMPTIES,
+            reading: ReadState::new(SHORT_READ_EMPTIES),
             token: Token(usize::MAX),
             watching_writes: false,
         }
-    }
-
-    fn note(&mut self, readiness: Readiness) {
-        self.readable |= readiness.readable;
-        self.read_to_eagain |= readiness.hangup || readiness.urgent;
-    }
-
-    /// After a read of `n` bytes into a buffer of `capacity`: whether more
-    /// may be waiting.
-    fn more_after_read(&self, n: usize, capacity: usize) -> bool {
-        n == capacity || self.read_to_eagain
     }
 }
 
@@ -264,8 +284,8 @@ impl Session {
     ) -> Option<Session> {
         let server = match connect_server(id, &ends) {
             Ok(s) => s,
-            Err(()) => {
-                refuse(&mut client, Refusal::ServerUnreachable);
+            Err(why) => {
+                refuse(&mut client, why);
                 return None;
             }
         };
@@ -312,7 +332,12 @@ impl Session {
 
     /// Registers both sockets with the event loop: readable, and the
     /// server's writable too until its connect completes.
-    pub fn register(&mut self, registry: &Registry, client: Token, server: Token) -> io::Result<()> {
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        client: Token,
+        server: Token,
+    ) -> io::Result<()> {
         self.client.token = client;
         self.server.token = server;
         registry.register(&mut self.client.stream, client, interest(false))?;
@@ -355,7 +380,7 @@ impl Session {
 
     /// A readiness event on one side.
     pub fn on_event(&mut self, side: Side, readiness: Readiness, ctx: &mut Context<'_>) -> Outcome {
-        self.peer(side).note(readiness);
+        self.peer(side).reading.note(readiness);
         self.pump(ctx)
     }
 
@@ -391,13 +416,16 @@ impl Session {
                 }
             }
             let mut progress = false;
-            if self.client.readable && self.server.outbox.len() < OUTBOX_LIMIT {
+            if self.client.reading.readable && self.server.outbox.len() < OUTBOX_LIMIT {
                 match self.read_side(Side::Client, ctx) {
                     Ok(p) => progress |= p,
                     Err(end) => return end,
                 }
             }
-            if self.connected && self.server.readable && self.client.outbox.len() < OUTBOX_LIMIT {
+            if self.connected
+                && self.server.reading.readable
+                && self.client.outbox.len() < OUTBOX_LIMIT
+            {
                 match self.read_side(Side::Server, ctx) {
                     Ok(p) => progress |= p,
                     Err(end) => return end,
@@ -417,7 +445,7 @@ impl Session {
         let n = match peer.stream.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                peer.readable = false;
+                peer.reading.after_eagain();
                 return Ok(false);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
@@ -440,7 +468,7 @@ impl Session {
             }
             return Err(self.end(None, ctx));
         }
-        peer.readable = peer.more_after_read(n, buf.len());
+        peer.reading.after_read(n, buf.len());
         self.engine.input(side, &buf[..n], ctx.now, ctx.ports);
         match self.carry_out(ctx) {
             Outcome::Ended => Err(Outcome::Ended),
@@ -534,8 +562,9 @@ pub fn refuse(client: &mut TcpStream, why: Refusal) {
 }
 
 /// Opens the non-blocking connection to the server, from the `-a` address
-/// if given. Failures are logged with the original's words.
-fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, ()> {
+/// if given. Failures are logged with the original's words; the refusal
+/// says whether the server or the daemon's descriptors were the trouble.
+fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, Refusal> {
     let family = match ends.server.ip() {
         IpAddr::V4(_) => AddressFamily::Inet,
         IpAddr::V6(_) => AddressFamily::Inet6,
@@ -546,11 +575,19 @@ fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, ()> {
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(|e| log_at!(Level::Crit, "#{id} server socket failed: {e}"))?;
+    .map_err(|e| {
+        log_at!(Level::Crit, "#{id} server socket failed: {e}");
+        match e {
+            nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE => Refusal::NoDescriptors,
+            _ => Refusal::ServerUnreachable,
+        }
+    })?;
     use std::os::fd::AsRawFd;
     if let Some(source) = ends.source {
-        socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(source))
-            .map_err(|e| log_at!(Level::Crit, "#{id} cannot bind fixed proxy address: {e}"))?;
+        socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(source)).map_err(|e| {
+            log_at!(Level::Crit, "#{id} cannot bind fixed proxy address: {e}");
+            Refusal::ServerUnreachable
+        })?;
     }
     match socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(ends.server)) {
         Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
@@ -560,8 +597,164 @@ fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, ()> {
                 "#{id} proxy cannot connect to server {}: {e}",
                 ends.server.ip()
             );
-            return Err(());
+            return Err(Refusal::ServerUnreachable);
         }
     }
     Ok(TcpStream::from_std(std::net::TcpStream::from(fd)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that takes `room` bytes, then would block.
+    struct Tight {
+        room: usize,
+        got: Vec<u8>,
+    }
+
+    impl Write for Tight {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn outbox_is_blocked_exactly_while_bytes_remain() {
+        let mut outbox = Outbox::default();
+        outbox.push(b"200 one\r\n");
+        outbox.push(b"200 two\r\n");
+        let mut sock = Tight {
+            room: 12,
+            got: Vec::new(),
+        };
+        outbox.flush(&mut sock).unwrap();
+        assert!(outbox.blocked);
+        assert_eq!(outbox.len(), 6);
+        assert_eq!(sock.got, b"200 one\r\n200");
+        outbox.push(b"200 three\r\n");
+        sock.room = 100;
+        outbox.flush(&mut sock).unwrap();
+        assert!(!outbox.blocked);
+        assert_eq!(outbox.len(), 0);
+        assert_eq!(sock.got, b"200 one\r\n200 two\r\n200 three\r\n");
+        // Nothing to write: never blocked, whatever the socket says.
+        sock.room = 0;
+        outbox.flush(&mut sock).unwrap();
+        assert!(!outbox.blocked);
+    }
+
+    #[test]
+    fn outbox_reports_a_socket_that_takes_nothing() {
+        struct Zero;
+        impl Write for Zero {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut outbox = Outbox::default();
+        outbox.push(b"NOOP\r\n");
+        let err = outbox.flush(&mut Zero).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
+
+    const READABLE: Readiness = Readiness {
+        readable: true,
+        hangup: false,
+        urgent: false,
+    };
+
+    #[test]
+    fn short_read_empties_the_socket_and_a_full_one_does_not() {
+        let mut r = ReadState::new(true);
+        assert!(r.readable, "a new connection is read once");
+        r.after_read(6, READ_CHUNK);
+        assert!(!r.readable);
+        r.note(READABLE);
+        r.after_read(READ_CHUNK, READ_CHUNK);
+        assert!(r.readable, "a full buffer may have left bytes behind");
+        r.after_read(100, READ_CHUNK);
+        assert!(!r.readable);
+        // A writable event says nothing of the bytes waiting.
+        r.note(Readiness::default());
+        assert!(!r.readable);
+    }
+
+    #[test]
+    fn hangup_and_urgent_data_are_read_until_eagain() {
+        for readiness in [
+            Readiness {
+                hangup: true,
+                ..READABLE
+            },
+            Readiness {
+                urgent: true,
+                ..READABLE
+            },
+        ] {
+            let mut r = ReadState::new(true);
+            r.after_read(6, READ_CHUNK);
+            r.note(readiness);
+            r.after_read(6, READ_CHUNK);
+            assert!(
+                r.readable,
+                "{readiness:?}: the end of the stream or the bytes after the urgent mark wait"
+            );
+            r.after_eagain();
+            assert!(!r.readable);
+            r.note(READABLE);
+            r.after_read(1, READ_CHUNK);
+            assert!(r.readable, "{readiness:?}: the rule holds for the session");
+        }
+    }
+
+    #[test]
+    fn without_urgent_reports_every_read_goes_to_eagain() {
+        let mut r = ReadState::new(false);
+        r.after_read(1, READ_CHUNK);
+        assert!(r.readable);
+        r.after_eagain();
+        assert!(!r.readable);
+    }
+
+    #[test]
+    fn writable_interest_only_when_asked() {
+        assert!(interest(true).is_writable());
+        assert!(!interest(false).is_writable());
+        assert!(interest(false).is_readable());
+    }
+
+    #[test]
+    fn timeouts_come_from_the_settings() {
+        let settings = Settings {
+            idle_timeout: Some(Duration::from_secs(7)),
+            connect_timeout: CONNECT_TIMEOUT,
+            engine: EngineConfig {
+                anonymous_only: false,
+                ipv6: false,
+                rfc_mode: false,
+                log_level: Level::Err,
+            },
+            rule_options: RuleOptions::default(),
+        };
+        assert_eq!(
+            settings.timeouts(),
+            Timeouts {
+                idle: Some(Duration::from_secs(7)),
+                first_reply: Duration::from_secs(30),
+            }
+        );
+    }
 }

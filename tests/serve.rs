@@ -330,3 +330,41 @@ fn stop_ends_every_session_with_421_and_removes_everything() {
     assert_eq!(closed, [1, 2]);
     assert!(shut_down);
 }
+
+#[test]
+fn lines_and_the_close_sent_together_are_all_handled() {
+    // The client's last line and its FIN may arrive in one readiness
+    // event; the read that returns the line is short, and the end of the
+    // stream must still be read, not left for an event that never comes.
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(Some(echo_server())), filter.clone());
+    for round in 1..=5 {
+        let mut c = proxy.connect();
+        assert_eq!(c.line(), "220 fake server\r\n");
+        c.send(b"NOOP\r\nQUIT\r\n");
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        filter.wait_for("the half-closed session to end", |r| {
+            r.closed.len() == round
+        });
+    }
+    proxy.stop();
+}
+
+#[test]
+fn a_5000_line_pipeline_is_answered_line_for_line() {
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(Some(echo_server())), filter.clone());
+    let mut c = proxy.connect();
+    assert_eq!(c.line(), "220 fake server\r\n");
+    let lines: Vec<String> = (0..5000).map(|i| format!("NOOP {i}\r\n")).collect();
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        let all = lines.concat();
+        thread::spawn(move || stream.write_all(all.as_bytes()))
+    };
+    for line in &lines {
+        assert_eq!(c.line(), format!("200 got {line}"));
+    }
+    writer.join().unwrap().unwrap();
+    proxy.stop();
+}

@@ -319,7 +319,12 @@ impl Engine {
 
     /// Sends a client line on unchanged. A line with command text will get
     /// a reply, so it joins the queue; a blank line does not.
-    fn forward_command(&mut self, line: &[u8], passive: Option<Passive>, out: &mut VecDeque<Action>) {
+    fn forward_command(
+        &mut self,
+        line: &[u8],
+        passive: Option<Passive>,
+        out: &mut VecDeque<Action>,
+    ) {
         out.push_back(Action::ToServer(line.to_vec()));
         if command::has_command_text(line) {
             self.expect(Pending::Reply(passive), out);

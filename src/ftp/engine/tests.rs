@@ -1,8 +1,8 @@
 //! Byte-exact tests of the engine: whole exchanges in, actions out.
 
 use super::*;
-use std::time::{Duration, Instant};
 use crate::pinhole::{Mode, FTP_DATA_PORT, NAT_PORTS};
+use std::time::{Duration, Instant};
 
 /// Proxy ports handed out in order from 50000, so rewritten lines are known.
 struct Sequential(u16);
@@ -1077,7 +1077,8 @@ fn refused_active_pinhole_never_lets_port_reach_the_server() {
 fn refused_passive_pinhole_never_shows_the_client_a_227() {
     let mut s = Session::greeted(config());
     s.client(b"PASV\r\n");
-    s.engine.input(Side::Server, PASV_REPLY, s.now, &mut s.ports);
+    s.engine
+        .input(Side::Server, PASV_REPLY, s.now, &mut s.ports);
     let first = std::iter::from_fn(|| s.engine.poll_action())
         .find(|action| !matches!(action, Action::Log(..)));
     assert_eq!(first, Some(passive_open()));
@@ -1088,7 +1089,10 @@ fn refused_passive_pinhole_never_shows_the_client_a_227() {
 #[test]
 fn pinhole_failure_after_the_end_changes_nothing() {
     let mut s = Session::greeted(config());
-    assert_eq!(s.client(b"PORT 10,0,0,2,0,21\r\n"), refused(Refusal::BadPort));
+    assert_eq!(
+        s.client(b"PORT 10,0,0,2,0,21\r\n"),
+        refused(Refusal::BadPort)
+    );
     s.engine.pinhole_failed();
     assert_eq!(s.drain(), vec![]);
 }
