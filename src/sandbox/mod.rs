@@ -2,7 +2,7 @@
 //! user, and the system's own sandbox (pledge/unveil on OpenBSD;
 //! capabilities, no_new_privs, Landlock and seccomp on Linux).
 //!
-//! Start-up calls two functions, in this order (DESIGN.md, "Start-up order"):
+//! Start-up calls two functions, in this order (see `main`):
 //!
 //! 1. [`drop_privileges`], once the listener, the filter handle and the
 //!    syslog connection exist: everything that needs root or a path is done
