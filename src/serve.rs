@@ -73,6 +73,17 @@ impl Reserve {
     }
 }
 
+/// What the reserve descriptor's accept found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReserveAccept {
+    /// A client, now turned away with the 421: more may wait.
+    Refused,
+    /// Nobody waits: the backlog is empty.
+    NobodyWaits,
+    /// No reserve to free, or the accept failed again.
+    Failed,
+}
+
 fn out_of_descriptors(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
@@ -271,12 +282,20 @@ impl Server {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
-                Err(e) if out_of_descriptors(&e) && self.refuse_with_reserve(&e) => {}
+                // accept(2) takes a descriptor before it looks for a client,
+                // so EMFILE also comes when nobody waits: only the reserve's
+                // accept says whether someone did.
+                Err(e) if out_of_descriptors(&e) => match self.refuse_with_reserve(&e) {
+                    ReserveAccept::Refused => {}
+                    ReserveAccept::NobodyWaits => return,
+                    ReserveAccept::Failed => {
+                        log_at!(Level::Crit, "accept() failed: {e}");
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                        return;
+                    }
+                },
                 Err(e) => {
                     log_at!(Level::Crit, "accept() failed: {e}");
-                    if out_of_descriptors(&e) {
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                    }
                     return;
                 }
             }
@@ -286,11 +305,12 @@ impl Server {
     /// accept(2) failed with `e` for want of descriptors: frees the
     /// reserve, accepts the waiting client with it, tells it why with a 421
     /// and closes it, then takes the reserve back, as a client over `-m` is
-    /// turned away. `false` when there was no reserve to free or the accept
-    /// failed again: the caller then pauses accepting.
-    fn refuse_with_reserve(&mut self, e: &io::Error) -> bool {
+    /// turned away. Says whether a client was refused, nobody waited, or
+    /// there was no reserve to free or the accept failed again (the caller
+    /// then pauses accepting).
+    fn refuse_with_reserve(&mut self, e: &io::Error) -> ReserveAccept {
         if !self.reserve.release() {
-            return false;
+            return ReserveAccept::Failed;
         }
         let refused = match self.listener.accept() {
             Ok((mut client, peer)) => {
@@ -300,11 +320,10 @@ impl Server {
                     peer.ip()
                 );
                 session::refuse(&mut client, Refusal::NoDescriptors);
-                true
+                ReserveAccept::Refused
             }
-            // The client gave up meanwhile: nothing waits any more.
-            Err(again) if again.kind() == io::ErrorKind::WouldBlock => true,
-            Err(_) => false,
+            Err(again) if again.kind() == io::ErrorKind::WouldBlock => ReserveAccept::NobodyWaits,
+            Err(_) => ReserveAccept::Failed,
         };
         if !self.reserve.refill() {
             log_at!(Level::Crit, "cannot take the reserve descriptor back");
