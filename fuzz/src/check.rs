@@ -155,6 +155,15 @@ impl Harness {
         }
         let picked = self.ports.take();
         self.check_batch(side, &out, &picked);
+        assert_eq!(
+            self.engine.ended(),
+            self.ended,
+            "the engine's own account of the end differs from its actions"
+        );
+        assert!(
+            self.ended || self.engine.poll_timeout().is_some(),
+            "a live session without a timer (the first-reply and -t timers run)"
+        );
         if self.setup.config.ipv6 && side == Side::Client {
             let pasv_or_port = new_lines.iter().any(|l| {
                 l.len() <= MAX_LINE
