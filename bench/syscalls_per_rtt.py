@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """System calls the daemon makes per control round trip.
 
-    python3 bench/syscalls_per_rtt.py [--binary PATH] [--count N]
+    python3 bench/syscalls_per_rtt.py [--binary PATH] [--count N] [--sessions N]
 
 Runs in a private network namespace (it re-runs itself under
 `unshare --net`, so it needs root, strace and nftables): a one-thread
@@ -13,6 +13,9 @@ during those N round trips, divided by N; it depends on the code, not on
 the machine's speed or load. Prints one line per system call and the total:
 
     syscalls per round trip: 6.00
+
+With --sessions N it counts instead N whole sessions one after the other
+(connect, greeting, USER, PASS, QUIT, close), per session.
 """
 
 import argparse
@@ -93,7 +96,33 @@ def parse_summary(text):
     return counts
 
 
-def measure(binary, count):
+def traced(pid, work):
+    """Runs work() with strace -c attached to pid; returns its table."""
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
+        strace = subprocess.Popen(["strace", "-c", "-f", "-o", out.name, "-p", str(pid)],
+                                  stderr=subprocess.PIPE)
+        try:
+            # strace says "Process N attached" once it traces.
+            line = strace.stderr.readline().decode()
+            if "attached" not in line:
+                raise RuntimeError("strace: %s" % line.strip())
+            work()
+            strace.send_signal(signal.SIGINT)
+            strace.wait(WAIT)
+        finally:
+            if strace.poll() is None:
+                strace.kill()
+        return parse_summary(out.read())
+
+
+def session():
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", PROXY_PORT, timeout=WAIT)
+    ftp.login("anonymous", "bench@example.org")
+    ftp.quit()
+
+
+def measure(binary, count, sessions):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     listener = socket.create_server(("127.0.0.1", SERVER_PORT))
     threading.Thread(target=scripted_server, args=(listener,), daemon=True).start()
@@ -101,33 +130,26 @@ def measure(binary, count):
         [binary, "-d", "-b", "127.0.0.1", "-p", str(PROXY_PORT),
          "-R", "127.0.0.1", "-P", str(SERVER_PORT)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    strace = None
     try:
         wait_until(lambda: connectable(PROXY_PORT) or daemon.poll() is not None,
                    "daemon listening")
         if daemon.poll() is not None:
             raise RuntimeError("daemon exited with %s" % daemon.returncode)
-        ftp = ftplib.FTP()
-        ftp.connect("127.0.0.1", PROXY_PORT, timeout=WAIT)
-        ftp.login("anonymous", "bench@example.org")
-        ftp.voidcmd("NOOP")
-        with tempfile.NamedTemporaryFile("r", suffix=".strace") as out:
-            strace = subprocess.Popen(["strace", "-c", "-f", "-o", out.name,
-                                       "-p", str(daemon.pid)],
-                                      stderr=subprocess.PIPE)
-            # strace says "Process N attached" once it traces.
-            line = strace.stderr.readline().decode()
-            if "attached" not in line:
-                raise RuntimeError("strace: %s" % line.strip())
-            for _ in range(count):
-                ftp.voidcmd("NOOP")
-            strace.send_signal(signal.SIGINT)
-            strace.wait(WAIT)
-            counts = parse_summary(out.read())
-        ftp.quit()
+        if sessions:
+            session()
+
+            def work():
+                for _ in range(sessions):
+                    session()
+            counts = traced(daemon.pid, work)
+        else:
+            ftp = ftplib.FTP()
+            ftp.connect("127.0.0.1", PROXY_PORT, timeout=WAIT)
+            ftp.login("anonymous", "bench@example.org")
+            ftp.voidcmd("NOOP")
+            counts = traced(daemon.pid, lambda: [ftp.voidcmd("NOOP") for _ in range(count)])
+            ftp.quit()
     finally:
-        if strace and strace.poll() is None:
-            strace.kill()
         daemon.send_signal(signal.SIGTERM)
         try:
             daemon.wait(WAIT)
@@ -141,20 +163,26 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--binary", default=os.path.join(REPO, "target", "release", "ftp-proxy"))
     p.add_argument("--count", type=int, default=2000)
+    p.add_argument("--sessions", type=int, default=0)
     p.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if not args.inside:
         argv = ["unshare", "--net", "--", sys.executable, os.path.abspath(__file__),
                 "--inside", "--binary", os.path.abspath(args.binary),
-                "--count", str(args.count)]
+                "--count", str(args.count), "--sessions", str(args.sessions)]
         sys.exit(subprocess.run(argv).returncode)
-    counts = measure(args.binary, args.count)
+    counts = measure(args.binary, args.count, args.sessions)
     total = sum(calls for calls, _ in counts.values())
-    print("%d round trips (NOOP, ftplib), daemon %s" % (args.count, args.binary))
+    if args.sessions:
+        n, what = args.sessions, "session"
+        print("%d sessions (USER, PASS, QUIT; ftplib), daemon %s" % (n, args.binary))
+    else:
+        n, what = args.count, "round trip"
+        print("%d round trips (NOOP, ftplib), daemon %s" % (n, args.binary))
     for name, (calls, errors) in sorted(counts.items(), key=lambda kv: -kv[1][0]):
-        print("  %-14s %6.2f%s" % (name, calls / args.count,
-                                   "  (%.2f failed)" % (errors / args.count) if errors else ""))
-    print("syscalls per round trip: %.2f" % (total / args.count))
+        print("  %-14s %6.2f%s" % (name, calls / n,
+                                   "  (%.2f failed)" % (errors / n) if errors else ""))
+    print("syscalls per %s: %.2f" % (what, total / n))
 
 
 if __name__ == "__main__":

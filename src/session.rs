@@ -15,7 +15,13 @@
 //! (the end of the stream is one more read), and urgent data (a read stops
 //! short at the urgent mark, as RFC 959 section 4.1.3's Telnet Synch of
 //! ABOR produces). Writable readiness is watched only while an outbox is
-//! blocked, and until the connection to the server completes.
+//! blocked. Not even the connect to the server is watched for: the server
+//! speaks first (its 220 greeting, RFC 959 section 5.4), and its first
+//! bytes, its refusal or its silence past the first-reply limit say how the
+//! connect went; client bytes sent before then wait in the outbox.
+//!
+//! A socket is not read before an event says so: registering it reports
+//! bytes that are already waiting.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -196,10 +202,11 @@ struct ReadState {
 }
 
 impl ReadState {
-    /// A new connection: it may already hold bytes.
+    /// A socket just registered: if it already holds bytes, the
+    /// registration raises an event for them.
     fn new(short_read_empties: bool) -> ReadState {
         ReadState {
-            readable: true,
+            readable: false,
             read_to_eagain: !short_read_empties,
         }
     }
@@ -330,8 +337,7 @@ impl Session {
         })
     }
 
-    /// Registers both sockets with the event loop: readable, and the
-    /// server's writable too until its connect completes.
+    /// Registers both sockets with the event loop, readable only.
     pub fn register(
         &mut self,
         registry: &Registry,
@@ -341,8 +347,7 @@ impl Session {
         self.client.token = client;
         self.server.token = server;
         registry.register(&mut self.client.stream, client, interest(false))?;
-        self.server.watching_writes = true;
-        registry.register(&mut self.server.stream, server, interest(true))
+        registry.register(&mut self.server.stream, server, interest(false))
     }
 
     /// Takes both sockets off the event loop.
@@ -351,14 +356,10 @@ impl Session {
         let _ = registry.deregister(&mut self.server.stream);
     }
 
-    /// Watches a socket's writability exactly while its outbox is blocked
-    /// (or, for the server, its connect is in progress). One epoll_ctl(2)
-    /// per change, none while nothing changes.
+    /// Watches a socket's writability exactly while its outbox is blocked.
+    /// One epoll_ctl(2) per change, none while nothing changes.
     pub fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
-        let wants = [
-            self.client.outbox.blocked,
-            self.server.outbox.blocked || !self.connected,
-        ];
+        let wants = [self.client.outbox.blocked, self.server.outbox.blocked];
         for (peer, wants) in [&mut self.client, &mut self.server].into_iter().zip(wants) {
             if peer.watching_writes != wants {
                 registry.reregister(&mut peer.stream, peer.token, interest(wants))?;
@@ -679,7 +680,8 @@ mod tests {
     #[test]
     fn short_read_empties_the_socket_and_a_full_one_does_not() {
         let mut r = ReadState::new(true);
-        assert!(r.readable, "a new connection is read once");
+        assert!(!r.readable, "a new socket waits for its first event");
+        r.note(READABLE);
         r.after_read(6, READ_CHUNK);
         assert!(!r.readable);
         r.note(READABLE);
