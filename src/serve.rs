@@ -1,5 +1,7 @@
-//! The daemon's event loop: the listener, the session table and its `-m`
-//! limit, the idle timers, and the signals that end it all.
+//! The daemon's event loop: the listener (with one descriptor in reserve
+//! for when accept(2) runs out), the session table and its `-m` limit, the
+//! timer queue that wakes each session at its engine's deadline, and the
+//! signals that end it all.
 //!
 //! One thread, one poll (epoll on Linux, kqueue on OpenBSD), as the
 //! original's libevent loop. Everything that needs a new file descriptor of
