@@ -44,8 +44,8 @@ const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 /// One descriptor held back for the moment accept(2) fails for want of
 /// descriptors (EMFILE, ENFILE): closing it lets the waiting client be
 /// accepted and told why with a 421 instead of waiting in the backlog in
-/// silence. It is an unconnected TCP socket, the one kind of descriptor the
-/// sandbox lets the daemon create at any time.
+/// silence. It is an unconnected TCP socket: the kind of descriptor the
+/// daemon creates for every server connection, so the sandbox allows it.
 #[derive(Debug)]
 struct Reserve {
     family: AddressFamily,
