@@ -11,14 +11,23 @@
 //! - [`pinhole`]: what a data connection needs, as plain data
 //! - [`filter`]: the seam to the kernel (pf on OpenBSD, nftables on Linux)
 //! - [`sandbox`], [`sys`], [`log`]: the platform
+//!
+//! `unsafe` is confined to the platform modules ([`sys`], [`sandbox`],
+//! `filter::pf`, [`log`]), each block with a `SAFETY:` comment (clippy's
+//! `undocumented_unsafe_blocks`); the portable modules forbid it.
 
 pub mod filter;
+#[forbid(unsafe_code)]
 pub mod ftp;
 pub mod log;
 pub mod options;
+#[forbid(unsafe_code)]
 pub mod pinhole;
+#[forbid(unsafe_code)]
 pub mod ports;
 pub mod sandbox;
+#[forbid(unsafe_code)]
 pub mod serve;
+#[forbid(unsafe_code)]
 pub mod session;
 pub mod sys;

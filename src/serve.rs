@@ -1,5 +1,7 @@
-//! The daemon's event loop: the listener, the session table and its `-m`
-//! limit, the idle timers, and the signals that end it all.
+//! The daemon's event loop: the listener (with one descriptor in reserve
+//! for when accept(2) runs out), the session table and its `-m` limit, the
+//! timer queue that wakes each session at its engine's deadline, and the
+//! signals that end it all.
 //!
 //! One thread, one poll (epoll on Linux, kqueue on OpenBSD), as the
 //! original's libevent loop. Everything that needs a new file descriptor of
@@ -11,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Token};
+use nix::sys::socket::{self, AddressFamily, SockFlag, SockType};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::SigId;
 
@@ -27,15 +30,65 @@ use crate::ftp::Refusal;
 use crate::log::Level;
 use crate::log_at;
 use crate::ports::PortAllocator;
-use crate::session::{self, Context, Endpoints, Outcome, Session, Settings, Side};
+use crate::session::{self, Context, Endpoints, Outcome, Readiness, Session, Settings, Side};
 
 const LISTENER: Token = Token(0);
 const SIGNALS: Token = Token(1);
 /// Session tokens: `FIRST_SESSION + 2 * slot + side`.
 const FIRST_SESSION: usize = 2;
 
-/// How long accepting pauses after EMFILE/ENFILE, as the original.
+/// How long accepting pauses after EMFILE/ENFILE when not even the
+/// reserve descriptor helps, as the original always does.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// One descriptor held back for the moment accept(2) fails for want of
+/// descriptors (EMFILE, ENFILE): closing it lets the waiting client be
+/// accepted and told why with a 421 instead of waiting in the backlog in
+/// silence. It is an unconnected TCP socket: the kind of descriptor the
+/// daemon creates for every server connection, so the sandbox allows it.
+#[derive(Debug)]
+struct Reserve {
+    family: AddressFamily,
+    fd: Option<OwnedFd>,
+}
+
+impl Reserve {
+    fn new(family: AddressFamily) -> Reserve {
+        let mut reserve = Reserve { family, fd: None };
+        reserve.refill();
+        reserve
+    }
+
+    /// Takes the descriptor back if it is not held; `false` when there is
+    /// still none to take.
+    fn refill(&mut self) -> bool {
+        if self.fd.is_none() {
+            self.fd =
+                socket::socket(self.family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).ok();
+        }
+        self.fd.is_some()
+    }
+
+    /// Closes the descriptor, if held, so that one is free.
+    fn release(&mut self) -> bool {
+        self.fd.take().is_some()
+    }
+}
+
+/// What the reserve descriptor's accept found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReserveAccept {
+    /// A client, now turned away with the 421: more may wait.
+    Refused,
+    /// Nobody waits: the backlog is empty.
+    NobodyWaits,
+    /// No reserve to free, or the accept failed again.
+    Failed,
+}
+
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
 
 /// What the event loop needs from the command line.
 #[derive(Debug, Clone)]
@@ -82,6 +135,7 @@ pub struct Server {
     /// Sessions that stopped pumping at the round limit with bytes waiting.
     busy: VecDeque<(usize, SessionId)>,
     accept_paused_until: Option<Instant>,
+    reserve: Reserve,
     signal_pipe: UnixStream,
     signal_write: Arc<StdUnixStream>,
     signal_which: Arc<AtomicUsize>,
@@ -129,6 +183,10 @@ impl Server {
             timers: BinaryHeap::new(),
             busy: VecDeque::new(),
             accept_paused_until: None,
+            reserve: Reserve::new(match listen_addr {
+                SocketAddr::V4(_) => AddressFamily::Inet,
+                SocketAddr::V6(_) => AddressFamily::Inet6,
+            }),
             signal_pipe,
             signal_write: Arc::new(write),
             signal_which,
@@ -180,9 +238,8 @@ impl Server {
                         } else {
                             Side::Server
                         };
-                        let readable =
-                            event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.with_session(slot, None, |s, ctx| s.on_event(side, readable, ctx));
+                        let readiness = Readiness::of(event);
+                        self.with_session(slot, None, |s, ctx| s.on_event(side, readiness, ctx));
                     }
                 }
             }
@@ -227,15 +284,53 @@ impl Server {
                         e.kind(),
                         io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
                     ) => {}
+                // accept(2) takes a descriptor before it looks for a client,
+                // so EMFILE also comes when nobody waits: only the reserve's
+                // accept says whether someone did.
+                Err(e) if out_of_descriptors(&e) => match self.refuse_with_reserve(&e) {
+                    ReserveAccept::Refused => {}
+                    ReserveAccept::NobodyWaits => return,
+                    ReserveAccept::Failed => {
+                        log_at!(Level::Crit, "accept() failed: {e}");
+                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
+                        return;
+                    }
+                },
                 Err(e) => {
                     log_at!(Level::Crit, "accept() failed: {e}");
-                    if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                    }
                     return;
                 }
             }
         }
+    }
+
+    /// accept(2) failed with `e` for want of descriptors: frees the
+    /// reserve, accepts the waiting client with it, tells it why with a 421
+    /// and closes it, then takes the reserve back, as a client over `-m` is
+    /// turned away. Says whether a client was refused, nobody waited, or
+    /// there was no reserve to free or the accept failed again (the caller
+    /// then pauses accepting).
+    fn refuse_with_reserve(&mut self, e: &io::Error) -> ReserveAccept {
+        if !self.reserve.release() {
+            return ReserveAccept::Failed;
+        }
+        let refused = match self.listener.accept() {
+            Ok((mut client, peer)) => {
+                log_at!(
+                    Level::Err,
+                    "accept() failed: {e}, refusing connection from {}",
+                    peer.ip()
+                );
+                session::refuse(&mut client, Refusal::NoDescriptors);
+                ReserveAccept::Refused
+            }
+            Err(again) if again.kind() == io::ErrorKind::WouldBlock => ReserveAccept::NobodyWaits,
+            Err(_) => ReserveAccept::Failed,
+        };
+        if !self.reserve.refill() {
+            log_at!(Level::Crit, "cannot take the reserve descriptor back");
+        }
+        refused
     }
 
     /// Starts a session for an accepted client, or turns it away with a 421.
@@ -317,12 +412,11 @@ impl Server {
             self.free.push(slot);
             return;
         };
-        let registry = self.poll.registry();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        let (c, s) = session.streams();
-        let registered = registry
-            .register(c, Token(FIRST_SESSION + 2 * slot), interest)
-            .and_then(|()| registry.register(s, Token(FIRST_SESSION + 2 * slot + 1), interest));
+        let registered = session.register(
+            self.poll.registry(),
+            Token(FIRST_SESSION + 2 * slot),
+            Token(FIRST_SESSION + 2 * slot + 1),
+        );
         if let Err(e) = registered {
             log_at!(Level::Crit, "#{id} cannot watch the session's sockets: {e}");
             session.end(Some(Refusal::ServerUnreachable), &mut ctx);
@@ -354,7 +448,17 @@ impl Server {
             settings: &self.config.session,
             now: Instant::now(),
         };
-        let outcome = f(session, &mut ctx);
+        let mut outcome = f(session, &mut ctx);
+        if outcome != Outcome::Ended {
+            if let Err(e) = session.update_interest(self.poll.registry()) {
+                log_at!(
+                    Level::Crit,
+                    "#{} cannot watch the session's sockets: {e}",
+                    session.id
+                );
+                outcome = session.end(None, &mut ctx);
+            }
+        }
         let id = session.id;
         match outcome {
             Outcome::Ended => self.remove(slot),
@@ -413,12 +517,12 @@ impl Server {
 
     fn remove(&mut self, slot: usize) {
         if let Some(mut session) = self.sessions[slot].take() {
-            let (c, s) = session.streams();
-            let _ = self.poll.registry().deregister(c);
-            let _ = self.poll.registry().deregister(s);
+            session.deregister(self.poll.registry());
             self.free.push(slot);
             self.count -= 1;
         }
+        // Its descriptors are free: if the reserve was lost, take it back.
+        self.reserve.refill();
     }
 
     /// Ends every session with a 421 and removes everything the filter holds.
@@ -436,6 +540,36 @@ impl Drop for Server {
     fn drop(&mut self) {
         for id in self.signal_ids.drain(..) {
             signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserve_frees_one_descriptor_and_takes_it_back() {
+        let mut reserve = Reserve::new(AddressFamily::Inet);
+        let held = reserve.fd.as_ref().map(|fd| fd.as_raw_fd());
+        assert!(held.is_some(), "the reserve is taken at start-up");
+        assert!(reserve.release());
+        assert!(!reserve.release(), "there is only one to free");
+        assert!(reserve.refill());
+        assert!(reserve.fd.is_some());
+        assert!(reserve.refill(), "taking it back twice holds one");
+    }
+
+    #[test]
+    fn only_emfile_and_enfile_use_the_reserve() {
+        for (errno, want) in [
+            (libc::EMFILE, true),
+            (libc::ENFILE, true),
+            (libc::ENOBUFS, false),
+            (libc::ECONNABORTED, false),
+        ] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert_eq!(out_of_descriptors(&e), want, "{e}");
         }
     }
 }

@@ -1,29 +1,49 @@
 //! One FTP session: the protocol engine driven by two sockets.
 //!
-//! The driver owns the client's and the server's control connections, feeds
-//! whatever bytes arrive into the [`Engine`] and carries out its actions in
-//! order: queue bytes for a peer, open a pinhole, log, end. It also keeps the
-//! two idle timers of ftp-proxy(8): the client's (`-t`) and the server's (30
-//! seconds until its first byte, then `-t`), each restarted only by that
-//! side's input.
+//! The driver owns the client's and the server's control connections. It
+//! feeds whatever bytes arrive into the [`Engine`], with the time, and
+//! carries out the engine's actions in order: queue bytes for a peer, open
+//! a pinhole (and tell the engine when the filter refuses it), log, end.
+//! Every protocol rule, the idle timers included, is the engine's; what is
+//! left here is moving bytes with as few system calls as the kernel allows.
+//!
+//! Readiness is edge-triggered, so each side remembers whether bytes may
+//! still be waiting. A read that fills less than the buffer has emptied the
+//! socket, and the next bytes to arrive raise a new edge, so the driver
+//! does not read again only to be told EAGAIN. Two cases break that rule
+//! and are read until the kernel says so: a peer that has closed or reset
+//! (the end of the stream is one more read), and urgent data (a read stops
+//! short at the urgent mark, as RFC 959 section 4.1.3's Telnet Synch of
+//! ABOR produces). Writable readiness is watched only while an outbox is
+//! blocked. Not even the connect to the server is watched for: the server
+//! speaks first (its 220 greeting, RFC 959 section 5.4), and its first
+//! bytes, its refusal or its silence past the first-reply limit say how the
+//! connect went; client bytes sent before then wait in the outbox.
+//!
+//! A socket is not read before an event says so: registering it reports
+//! bytes that are already waiting.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, Instant};
 
+use mio::event::Event;
 use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 
 use crate::filter::{Filter, SessionId};
 use crate::ftp::rewrite::refusal;
-use crate::ftp::{Action, Engine, EngineConfig, Refusal};
+pub use crate::ftp::Side;
+use crate::ftp::{Action, Engine, EngineConfig, Refusal, Timeouts};
 use crate::log::Level;
 use crate::log_at;
 use crate::pinhole::SessionAddrs;
 use crate::ports::PortAllocator;
 
-/// How long the server has to send its first bytes (CONNECT_TIMEOUT).
+/// How long the server has to send its first bytes (ftp-proxy.c's
+/// CONNECT_TIMEOUT).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Bytes queued towards one peer before the driver stops reading from the
@@ -38,6 +58,11 @@ const READ_CHUNK: usize = 4096;
 /// cannot starve the others; the caller runs it again when it asks to.
 const PUMP_ROUNDS: usize = 16;
 
+/// Whether a read shorter than the buffer may be taken to have emptied the
+/// socket. Linux reports urgent data (EPOLLPRI), after which a side is read
+/// to EAGAIN again; mio's kqueue does not, so elsewhere every side is.
+const SHORT_READ_EMPTIES: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
 /// Session settings fixed at start-up.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -50,19 +75,22 @@ pub struct Settings {
     pub engine: EngineConfig,
 }
 
+impl Settings {
+    /// The engine's timers.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            idle: self.idle_timeout,
+            first_reply: self.connect_timeout,
+        }
+    }
+}
+
 /// What a session needs from the daemon while it handles an event.
 pub struct Context<'a> {
     pub filter: &'a mut dyn Filter,
     pub ports: &'a mut PortAllocator,
     pub settings: &'a Settings,
     pub now: Instant,
-}
-
-/// Which control connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Server,
 }
 
 /// Whether the session goes on after handling an event.
@@ -76,11 +104,51 @@ pub enum Outcome {
     Ended,
 }
 
+/// What a readiness event says about one socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Bytes (or the end of the stream) may be waiting.
+    pub readable: bool,
+    /// The peer has closed or reset: read until the read says so.
+    pub hangup: bool,
+    /// Urgent data is pending: reads may stop short at its mark.
+    pub urgent: bool,
+}
+
+impl Readiness {
+    /// From a poll event.
+    pub fn of(event: &Event) -> Readiness {
+        let hangup = event.is_read_closed() || event.is_error();
+        Readiness {
+            readable: event.is_readable() || hangup,
+            hangup,
+            urgent: event.is_priority(),
+        }
+    }
+}
+
+/// The interest a socket is registered with: always readable (and urgent
+/// data where the poller reports it), writable only when asked.
+fn interest(writable: bool) -> Interest {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let read = Interest::READABLE | Interest::PRIORITY;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let read = Interest::READABLE;
+    if writable {
+        read | Interest::WRITABLE
+    } else {
+        read
+    }
+}
+
 /// Bytes waiting to be written to one peer.
 #[derive(Debug, Default)]
 struct Outbox {
     buf: Vec<u8>,
     start: usize,
+    /// The last write would have blocked with bytes left: the socket's
+    /// writability must be watched until they are gone.
+    blocked: bool,
 }
 
 impl Outbox {
@@ -97,12 +165,16 @@ impl Outbox {
     }
 
     /// Writes as much as the socket takes. `Ok(())` also when it would block.
-    fn flush(&mut self, stream: &mut TcpStream) -> io::Result<()> {
+    fn flush(&mut self, stream: &mut impl Write) -> io::Result<()> {
+        self.blocked = false;
         while self.start < self.buf.len() {
             match stream.write(&self.buf[self.start..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.start += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
@@ -115,14 +187,65 @@ impl Outbox {
     }
 }
 
+/// What the driver knows about the bytes waiting in one socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadState {
+    /// Bytes may be waiting: set by a readable event, cleared by a read
+    /// that says the socket is empty.
+    readable: bool,
+    /// The peer has closed or reset, or sent urgent data (or the platform
+    /// does not report urgent data): only EAGAIN or the end of the stream
+    /// says the socket is empty.
+    read_to_eagain: bool,
+}
+
+impl ReadState {
+    /// A socket just registered: if it already holds bytes, the
+    /// registration raises an event for them.
+    fn new(short_read_empties: bool) -> ReadState {
+        ReadState {
+            readable: false,
+            read_to_eagain: !short_read_empties,
+        }
+    }
+
+    fn note(&mut self, readiness: Readiness) {
+        self.readable |= readiness.readable;
+        self.read_to_eagain |= readiness.hangup || readiness.urgent;
+    }
+
+    /// A read gave `n` bytes (at least one) into a buffer of `capacity`.
+    fn after_read(&mut self, n: usize, capacity: usize) {
+        self.readable = n == capacity || self.read_to_eagain;
+    }
+
+    /// A read would have blocked.
+    fn after_eagain(&mut self) {
+        self.readable = false;
+    }
+}
+
 /// One control connection and what waits to be written to it.
 #[derive(Debug)]
 struct Peer {
     stream: TcpStream,
     outbox: Outbox,
-    /// Readiness is edge-triggered: remember that bytes may be waiting until
-    /// a read says otherwise.
-    readable: bool,
+    reading: ReadState,
+    /// The socket's token and whether its writability is watched.
+    token: Token,
+    watching_writes: bool,
+}
+
+impl Peer {
+    fn new(stream: TcpStream) -> Peer {
+        Peer {
+            stream,
+            outbox: Outbox::default(),
+            reading: ReadState::new(SHORT_READ_EMPTIES),
+            token: Token(usize::MAX),
+            watching_writes: false,
+        }
+    }
 }
 
 /// One FTP session.
@@ -135,10 +258,6 @@ pub struct Session {
     addrs: SessionAddrs,
     /// The asynchronous connect to the server has completed.
     connected: bool,
-    /// The server has sent its first bytes (its timer switches to `-t`).
-    server_heard: bool,
-    client_deadline: Option<Instant>,
-    server_deadline: Option<Instant>,
     /// The proxy port of the session's live pinhole, held in the allocator.
     proxy_port: Option<u16>,
     /// The deadline the daemon's timer queue holds for this session.
@@ -170,8 +289,8 @@ impl Session {
     ) -> Option<Session> {
         let server = match connect_server(id, &ends) {
             Ok(s) => s,
-            Err(()) => {
-                refuse(&mut client, Refusal::ServerUnreachable);
+            Err(why) => {
+                refuse(&mut client, why);
                 return None;
             }
         };
@@ -203,33 +322,49 @@ impl Session {
             // the peer's delayed ACK, some 40 ms per transfer.
             let _ = stream.set_nodelay(true);
         }
-        let client_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
+        let settings = ctx.settings;
         Some(Session {
             id,
-            client: Peer {
-                stream: client,
-                outbox: Outbox::default(),
-                readable: true,
-            },
-            server: Peer {
-                stream: server,
-                outbox: Outbox::default(),
-                readable: true,
-            },
-            engine: Engine::new(ctx.settings.engine, addrs),
+            client: Peer::new(client),
+            server: Peer::new(server),
+            engine: Engine::new(settings.engine, settings.timeouts(), addrs, ctx.now),
             addrs,
             connected: false,
-            server_heard: false,
-            client_deadline,
-            server_deadline: Some(ctx.now + ctx.settings.connect_timeout),
             proxy_port: None,
             scheduled: None,
         })
     }
 
-    /// The two sockets, for registering with the event loop.
-    pub fn streams(&mut self) -> (&mut TcpStream, &mut TcpStream) {
-        (&mut self.client.stream, &mut self.server.stream)
+    /// Registers both sockets with the event loop, readable only.
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        client: Token,
+        server: Token,
+    ) -> io::Result<()> {
+        self.client.token = client;
+        self.server.token = server;
+        registry.register(&mut self.client.stream, client, interest(false))?;
+        registry.register(&mut self.server.stream, server, interest(false))
+    }
+
+    /// Takes both sockets off the event loop.
+    pub fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.client.stream);
+        let _ = registry.deregister(&mut self.server.stream);
+    }
+
+    /// Watches a socket's writability exactly while its outbox is blocked.
+    /// One epoll_ctl(2) per change, none while nothing changes.
+    pub fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
+        let wants = [self.client.outbox.blocked, self.server.outbox.blocked];
+        for (peer, wants) in [&mut self.client, &mut self.server].into_iter().zip(wants) {
+            if peer.watching_writes != wants {
+                registry.reregister(&mut peer.stream, peer.token, interest(wants))?;
+                peer.watching_writes = wants;
+            }
+        }
+        Ok(())
     }
 
     /// The session's addresses.
@@ -237,21 +372,22 @@ impl Session {
         &self.addrs
     }
 
-    /// The earliest of the two idle deadlines.
+    /// When [`Session::expire`] must run next: the engine's deadline.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.client_deadline, self.server_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.engine.poll_timeout()
     }
 
     /// A readiness event on one side.
-    pub fn on_event(&mut self, side: Side, readable: bool, ctx: &mut Context<'_>) -> Outcome {
-        match side {
-            Side::Client => self.client.readable |= readable,
-            Side::Server => self.server.readable |= readable,
-        }
+    pub fn on_event(&mut self, side: Side, readiness: Readiness, ctx: &mut Context<'_>) -> Outcome {
+        self.peer(side).reading.note(readiness);
         self.pump(ctx)
+    }
+
+    fn peer(&mut self, side: Side) -> &mut Peer {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
     }
 
     /// Moves bytes until both sockets would block (or the round limit).
@@ -279,13 +415,16 @@ impl Session {
                 }
             }
             let mut progress = false;
-            if self.client.readable && self.server.outbox.len() < OUTBOX_LIMIT {
+            if self.client.reading.readable && self.server.outbox.len() < OUTBOX_LIMIT {
                 match self.read_side(Side::Client, ctx) {
                     Ok(p) => progress |= p,
                     Err(end) => return end,
                 }
             }
-            if self.connected && self.server.readable && self.client.outbox.len() < OUTBOX_LIMIT {
+            if self.connected
+                && self.server.reading.readable
+                && self.client.outbox.len() < OUTBOX_LIMIT
+            {
                 match self.read_side(Side::Server, ctx) {
                     Ok(p) => progress |= p,
                     Err(end) => return end,
@@ -301,14 +440,11 @@ impl Session {
     /// One read from a side, fed to the engine. `Ok(true)` when bytes came.
     fn read_side(&mut self, side: Side, ctx: &mut Context<'_>) -> Result<bool, Outcome> {
         let mut buf = [0u8; READ_CHUNK];
-        let peer = match side {
-            Side::Client => &mut self.client,
-            Side::Server => &mut self.server,
-        };
+        let peer = self.peer(side);
         let n = match peer.stream.read(&mut buf) {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                peer.readable = false;
+                peer.reading.after_eagain();
                 return Ok(false);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(true),
@@ -331,28 +467,17 @@ impl Session {
             }
             return Err(self.end(None, ctx));
         }
-        let mut actions = Vec::new();
-        match side {
-            Side::Client => {
-                self.client_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
-                self.engine.client_input(&buf[..n], ctx.ports, &mut actions);
-            }
-            Side::Server => {
-                self.server_heard = true;
-                self.server_deadline = ctx.settings.idle_timeout.map(|t| ctx.now + t);
-                self.engine.server_input(&buf[..n], ctx.ports, &mut actions);
-            }
-        }
-        match self.carry_out(actions, ctx) {
+        peer.reading.after_read(n, buf.len());
+        self.engine.input(side, &buf[..n], ctx.now, ctx.ports);
+        match self.carry_out(ctx) {
             Outcome::Ended => Err(Outcome::Ended),
             _ => Ok(true),
         }
     }
 
     /// Carries out the engine's actions in order.
-    fn carry_out(&mut self, actions: Vec<Action>, ctx: &mut Context<'_>) -> Outcome {
-        let mut actions = actions.into_iter();
-        while let Some(action) = actions.next() {
+    fn carry_out(&mut self, ctx: &mut Context<'_>) -> Outcome {
+        while let Some(action) = self.engine.poll_action() {
             match action {
                 Action::ToServer(bytes) => self.server.outbox.push(&bytes),
                 Action::ToClient(bytes) => self.client.outbox.push(&bytes),
@@ -377,9 +502,7 @@ impl Session {
                             self.id,
                             ctx.filter.name()
                         );
-                        // Drop what the engine meant to send after the pinhole.
-                        actions.for_each(drop);
-                        return self.end(Some(Refusal::Pinhole), ctx);
+                        self.engine.pinhole_failed();
                     }
                 },
                 Action::End => return self.end(None, ctx),
@@ -388,22 +511,10 @@ impl Session {
         Outcome::Idle
     }
 
-    /// Checks the idle timers against `ctx.now`.
+    /// Lets the engine check its timers against `ctx.now`.
     pub fn expire(&mut self, ctx: &mut Context<'_>) -> Outcome {
-        if self.client_deadline.is_some_and(|d| d <= ctx.now) {
-            log_at!(Level::Err, "#{} client timeout", self.id);
-            return self.end(Some(Refusal::ClientTimeout), ctx);
-        }
-        if self.server_deadline.is_some_and(|d| d <= ctx.now) {
-            log_at!(Level::Notice, "#{} server timeout", self.id);
-            let why = if self.server_heard {
-                Refusal::ServerIdle
-            } else {
-                Refusal::ServerTimeout
-            };
-            return self.end(Some(why), ctx);
-        }
-        Outcome::Idle
+        self.engine.handle_timeout(ctx.now);
+        self.carry_out(ctx)
     }
 
     fn server_refused(&mut self, e: io::Error, ctx: &mut Context<'_>) -> Outcome {
@@ -445,8 +556,9 @@ pub fn refuse(client: &mut TcpStream, why: Refusal) {
 }
 
 /// Opens the non-blocking connection to the server, from the `-a` address
-/// if given. Failures are logged with the original's words.
-fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, ()> {
+/// if given. Failures are logged with the original's words; the refusal
+/// says whether the server or the daemon's descriptors were the trouble.
+fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, Refusal> {
     let family = match ends.server.ip() {
         IpAddr::V4(_) => AddressFamily::Inet,
         IpAddr::V6(_) => AddressFamily::Inet6,
@@ -457,11 +569,19 @@ fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, ()> {
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )
-    .map_err(|e| log_at!(Level::Crit, "#{id} server socket failed: {e}"))?;
+    .map_err(|e| {
+        log_at!(Level::Crit, "#{id} server socket failed: {e}");
+        match e {
+            nix::errno::Errno::EMFILE | nix::errno::Errno::ENFILE => Refusal::NoDescriptors,
+            _ => Refusal::ServerUnreachable,
+        }
+    })?;
     use std::os::fd::AsRawFd;
     if let Some(source) = ends.source {
-        socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(source))
-            .map_err(|e| log_at!(Level::Crit, "#{id} cannot bind fixed proxy address: {e}"))?;
+        socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(source)).map_err(|e| {
+            log_at!(Level::Crit, "#{id} cannot bind fixed proxy address: {e}");
+            Refusal::ServerUnreachable
+        })?;
     }
     match socket::connect(fd.as_raw_fd(), &SockaddrStorage::from(ends.server)) {
         Ok(()) | Err(nix::errno::Errno::EINPROGRESS) => {}
@@ -471,8 +591,164 @@ fn connect_server(id: SessionId, ends: &Endpoints) -> Result<TcpStream, ()> {
                 "#{id} proxy cannot connect to server {}: {e}",
                 ends.server.ip()
             );
-            return Err(());
+            return Err(Refusal::ServerUnreachable);
         }
     }
     Ok(TcpStream::from_std(std::net::TcpStream::from(fd)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket that takes `room` bytes, then would block.
+    struct Tight {
+        room: usize,
+        got: Vec<u8>,
+    }
+
+    impl Write for Tight {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(self.room);
+            self.room -= n;
+            self.got.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn outbox_is_blocked_exactly_while_bytes_remain() {
+        let mut outbox = Outbox::default();
+        outbox.push(b"200 one\r\n");
+        outbox.push(b"200 two\r\n");
+        let mut sock = Tight {
+            room: 12,
+            got: Vec::new(),
+        };
+        outbox.flush(&mut sock).unwrap();
+        assert!(outbox.blocked);
+        assert_eq!(outbox.len(), 6);
+        assert_eq!(sock.got, b"200 one\r\n200");
+        outbox.push(b"200 three\r\n");
+        sock.room = 100;
+        outbox.flush(&mut sock).unwrap();
+        assert!(!outbox.blocked);
+        assert_eq!(outbox.len(), 0);
+        assert_eq!(sock.got, b"200 one\r\n200 two\r\n200 three\r\n");
+        // Nothing to write: never blocked, whatever the socket says.
+        sock.room = 0;
+        outbox.flush(&mut sock).unwrap();
+        assert!(!outbox.blocked);
+    }
+
+    #[test]
+    fn outbox_reports_a_socket_that_takes_nothing() {
+        struct Zero;
+        impl Write for Zero {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut outbox = Outbox::default();
+        outbox.push(b"NOOP\r\n");
+        let err = outbox.flush(&mut Zero).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WriteZero);
+    }
+
+    const READABLE: Readiness = Readiness {
+        readable: true,
+        hangup: false,
+        urgent: false,
+    };
+
+    #[test]
+    fn short_read_empties_the_socket_and_a_full_one_does_not() {
+        let mut r = ReadState::new(true);
+        assert!(!r.readable, "a new socket waits for its first event");
+        r.note(READABLE);
+        r.after_read(6, READ_CHUNK);
+        assert!(!r.readable);
+        r.note(READABLE);
+        r.after_read(READ_CHUNK, READ_CHUNK);
+        assert!(r.readable, "a full buffer may have left bytes behind");
+        r.after_read(100, READ_CHUNK);
+        assert!(!r.readable);
+        // A writable event says nothing of the bytes waiting.
+        r.note(Readiness::default());
+        assert!(!r.readable);
+    }
+
+    #[test]
+    fn hangup_and_urgent_data_are_read_until_eagain() {
+        for readiness in [
+            Readiness {
+                hangup: true,
+                ..READABLE
+            },
+            Readiness {
+                urgent: true,
+                ..READABLE
+            },
+        ] {
+            let mut r = ReadState::new(true);
+            r.after_read(6, READ_CHUNK);
+            r.note(readiness);
+            r.after_read(6, READ_CHUNK);
+            assert!(
+                r.readable,
+                "{readiness:?}: the end of the stream or the bytes after the urgent mark wait"
+            );
+            r.after_eagain();
+            assert!(!r.readable);
+            r.note(READABLE);
+            r.after_read(1, READ_CHUNK);
+            assert!(r.readable, "{readiness:?}: the rule holds for the session");
+        }
+    }
+
+    #[test]
+    fn without_urgent_reports_every_read_goes_to_eagain() {
+        let mut r = ReadState::new(false);
+        r.after_read(1, READ_CHUNK);
+        assert!(r.readable);
+        r.after_eagain();
+        assert!(!r.readable);
+    }
+
+    #[test]
+    fn writable_interest_only_when_asked() {
+        assert!(interest(true).is_writable());
+        assert!(!interest(false).is_writable());
+        assert!(interest(false).is_readable());
+    }
+
+    #[test]
+    fn timeouts_come_from_the_settings() {
+        let settings = Settings {
+            idle_timeout: Some(Duration::from_secs(7)),
+            connect_timeout: CONNECT_TIMEOUT,
+            engine: EngineConfig {
+                anonymous_only: false,
+                ipv6: false,
+                rfc_mode: false,
+                log_level: Level::Err,
+            },
+        };
+        assert_eq!(
+            settings.timeouts(),
+            Timeouts {
+                idle: Some(Duration::from_secs(7)),
+                first_reply: Duration::from_secs(30),
+            }
+        );
+    }
 }

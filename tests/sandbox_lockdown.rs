@@ -109,7 +109,7 @@ fn child(scenario: &str) -> ! {
     // SAFETY: gettid takes no arguments.
     say(&format!("tid {}", unsafe { libc::gettid() }));
 
-    // SAFETY (whole block): raw system calls on live, correctly sized
+    // SAFETY: the whole block makes raw system calls on live, correctly sized
     // buffers and descriptors created above; results are only reported.
     unsafe {
         // What must fail.

@@ -25,6 +25,10 @@ struct Record {
     closed: Vec<SessionId>,
     shut_down: bool,
     fail_open: bool,
+    /// When set, the next `open` holds the event loop until this receives
+    /// (at most [`WAIT`]), and `holding` says that it does.
+    hold_open: Option<mpsc::Receiver<()>>,
+    holding: bool,
 }
 
 /// A filter that records its calls, shared with the test thread.
@@ -51,6 +55,12 @@ impl Filter for Recorder {
         "recorder"
     }
     fn open(&mut self, id: SessionId, pinhole: &Pinhole) -> io::Result<()> {
+        let hold = self.0.lock().unwrap().hold_open.take();
+        if let Some(release) = hold {
+            self.0.lock().unwrap().holding = true;
+            let _ = release.recv_timeout(WAIT);
+            self.0.lock().unwrap().holding = false;
+        }
         let mut r = self.0.lock().unwrap();
         if r.fail_open {
             return Err(io::Error::from_raw_os_error(libc::EPERM));
@@ -328,4 +338,76 @@ fn stop_ends_every_session_with_421_and_removes_everything() {
     closed.sort();
     assert_eq!(closed, [1, 2]);
     assert!(shut_down);
+}
+
+#[test]
+fn lines_and_the_close_sent_together_are_all_handled() {
+    // The client's last line and its FIN may arrive in one readiness
+    // event; the read that returns the line is short, and the end of the
+    // stream must still be read, not left for an event that never comes.
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(Some(echo_server())), filter.clone());
+    for round in 1..=5 {
+        let mut c = proxy.connect();
+        assert_eq!(c.line(), "220 fake server\r\n");
+        c.send(b"NOOP\r\nQUIT\r\n");
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        filter.wait_for("the half-closed session to end", |r| {
+            r.closed.len() == round
+        });
+    }
+    proxy.stop();
+}
+
+#[test]
+fn a_5000_line_pipeline_is_answered_line_for_line() {
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(Some(echo_server())), filter.clone());
+    let mut c = proxy.connect();
+    assert_eq!(c.line(), "220 fake server\r\n");
+    let lines: Vec<String> = (0..5000).map(|i| format!("NOOP {i}\r\n")).collect();
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        let all = lines.concat();
+        thread::spawn(move || stream.write_all(all.as_bytes()))
+    };
+    for line in &lines {
+        assert_eq!(c.line(), format!("200 got {line}"));
+    }
+    writer.join().unwrap().unwrap();
+    proxy.stop();
+}
+
+#[test]
+fn bytes_after_urgent_data_are_read_without_a_new_event() {
+    // A client's ABOR may come with urgent data (RFC 959's Telnet Synch).
+    // A read stops short at the urgent mark; what follows the mark must
+    // still be read, though no new bytes will raise another event. The
+    // event loop is held in the filter while the bytes arrive, so the
+    // daemon sees them all in one event.
+    use nix::sys::socket::{send, MsgFlags};
+    use std::os::fd::AsRawFd;
+
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(Some(echo_server())), filter.clone());
+    let mut holder = proxy.connect();
+    assert_eq!(holder.line(), "220 fake server\r\n");
+    let (release, held) = mpsc::channel();
+    filter.0.lock().unwrap().hold_open = Some(held);
+    holder.send(b"PASV\r\n");
+    filter.wait_for("the event loop to be held in the filter", |r| r.holding);
+
+    let mut c = proxy.connect();
+    c.stream.set_nodelay(true).unwrap();
+    let fd = c.stream.as_raw_fd();
+    // "X" is the urgent byte: out of band, so the stream is the two NOOPs.
+    send(fd, b"NOOP 1\r\nX", MsgFlags::MSG_OOB).unwrap();
+    send(fd, b"NOOP 2\r\n", MsgFlags::empty()).unwrap();
+    release.send(()).unwrap();
+
+    assert!(holder.line().starts_with("227 "));
+    assert_eq!(c.line(), "220 fake server\r\n");
+    assert_eq!(c.line(), "200 got NOOP 1\r\n");
+    assert_eq!(c.line(), "200 got NOOP 2\r\n");
+    proxy.stop();
 }

@@ -54,7 +54,9 @@
 use std::collections::HashSet;
 
 use ftp_proxy::ftp::rewrite::refusal;
-use ftp_proxy::ftp::{Action, Engine, Refusal};
+use std::time::{Duration, Instant};
+
+use ftp_proxy::ftp::{Action, Engine, Refusal, Timeouts};
 use ftp_proxy::pinhole::{Mode, Pinhole, FTP_DATA_PORT};
 
 use crate::input::{Setup, Side};
@@ -72,10 +74,19 @@ pub fn show(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string()
 }
 
+/// The timers of the engine under test; the harness's clock never moves,
+/// so they never fire.
+const TIMEOUTS: Timeouts = Timeouts {
+    idle: Some(Duration::from_secs(60)),
+    first_reply: Duration::from_secs(30),
+};
+
 /// An engine and the state needed to judge what it does.
 pub struct Harness {
     pub setup: Setup,
     engine: Engine,
+    /// The time the engine was started, and the only time it is given.
+    start: Instant,
     ports: FuzzPorts,
     ended: bool,
     client: Framer,
@@ -91,8 +102,10 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(setup: Setup) -> Harness {
+        let start = Instant::now();
         Harness {
-            engine: Engine::new(setup.config, setup.addrs),
+            start,
+            engine: Engine::new(setup.config, TIMEOUTS, setup.addrs, start),
             ports: FuzzPorts::new(setup.first_port),
             setup,
             ended: false,
@@ -117,16 +130,14 @@ impl Harness {
         if self.ended {
             return Vec::new();
         }
-        let mut out = Vec::new();
+        // The clock stands still: the timers are tested by the engine's own
+        // virtual-clock tests, and here they must never fire.
+        let now = self.start;
+        self.engine.input(side, bytes, now, &mut self.ports);
+        let out: Vec<Action> = std::iter::from_fn(|| self.engine.poll_action()).collect();
         let new_lines = match side {
-            Side::Client => {
-                self.engine.client_input(bytes, &mut self.ports, &mut out);
-                self.client.push(bytes)
-            }
-            Side::Server => {
-                self.engine.server_input(bytes, &mut self.ports, &mut out);
-                self.server.push(bytes)
-            }
+            Side::Client => self.client.push(bytes),
+            Side::Server => self.server.push(bytes),
         };
         let seen = match side {
             Side::Client => &mut self.client_ports,
@@ -144,6 +155,15 @@ impl Harness {
         }
         let picked = self.ports.take();
         self.check_batch(side, &out, &picked);
+        assert_eq!(
+            self.engine.ended(),
+            self.ended,
+            "the engine's own account of the end differs from its actions"
+        );
+        assert!(
+            self.ended || self.engine.poll_timeout().is_some(),
+            "a live session without a timer (the first-reply and -t timers run)"
+        );
         if self.setup.config.ipv6 && side == Side::Client {
             let pasv_or_port = new_lines.iter().any(|l| {
                 l.len() <= MAX_LINE

@@ -34,12 +34,8 @@ pub const TO_SERVER_SIDE: u8 = 0xFE;
 /// Escapes the next byte.
 pub const ESCAPE: u8 = 0xFD;
 
-/// Which peer sent a chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Server,
-}
+/// Which peer sent a chunk: the engine's own type.
+pub use ftp_proxy::ftp::Side;
 
 /// Everything the engine is built from.
 #[derive(Debug, Clone, Copy)]

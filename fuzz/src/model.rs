@@ -1,7 +1,7 @@
 //! Small, obviously-correct reference pieces the invariants are stated in:
 //! line framing, the first-letter classification of client lines, the ports
 //! a line could possibly name, and the byte-exact lines that announce a
-//! pinhole to a peer (spec §4.3).
+//! pinhole to a peer (ftp-proxy.c's `allow_data_connection`).
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
@@ -29,7 +29,7 @@ impl Framer {
     }
 }
 
-/// Framing as ftp-proxy(8) defines it (spec §4.1): a line ends with LF and
+/// Framing as ftp-proxy(8) defines it (ftp-proxy.c's `getline`): a line ends with LF and
 /// may be 500 bytes long with it; 500 bytes without an LF, or a NUL before
 /// the LF, is an error that ends the session.
 #[derive(Debug, Default)]
@@ -72,7 +72,7 @@ impl LineModel {
     }
 }
 
-/// What a client line is, by the original's first-letter rules (spec §4.2).
+/// What a client line is, by the original's first-letter rules (ftp-proxy.c's `client_parse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientKind {
     Pasv,
@@ -170,7 +170,7 @@ fn commas(a: Ipv4Addr, port: u16) -> String {
 }
 
 /// The original's PORT/227 address field: inet_ntop(3), then every `.`
-/// of the line turned into `,` (spec §4.3). For an IPv6 address (or an
+/// of the line turned into `,` (ftp-proxy.c's `allow_data_connection`). For an IPv6 address (or an
 /// IPv4-mapped one) that gives a line no client can use; it is accepted
 /// here because it opens nothing wrong, and reported as a weakness.
 fn spec_form(template: &str, addr: IpAddr, pport: u16) -> String {
@@ -180,7 +180,7 @@ fn spec_form(template: &str, addr: IpAddr, pport: u16) -> String {
 }
 
 /// The lines that may tell the server about an active-mode pinhole on
-/// `proxy:pport` (spec §4.3): PORT with the proxy's address, or EPRT in
+/// `proxy:pport` (ftp-proxy.c's `allow_data_connection`): PORT with the proxy's address, or EPRT in
 /// the proxy's family (`|1|` also for an IPv4-mapped address).
 pub fn active_announcements(proxy: IpAddr, pport: u16) -> Vec<Vec<u8>> {
     let mut lines = vec![spec_form("PORT {}\r\n", proxy, pport)];

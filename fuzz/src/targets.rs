@@ -276,7 +276,7 @@ fn command_parsers(line: &[u8]) {
 }
 
 /// `ftp::reply` on a reply's lines: ports only among the numbers of the
-/// line, textbook 227/229 understood, and the RFC 959 §4.2 reply structure
+/// line, textbook 227/229 understood, and the RFC 959 section 4.2 reply structure
 /// (a multi-line reply ends only at its own code and a space).
 fn reply_parsers(reply_bytes: &[u8]) {
     let mut tracker = ReplyTracker::new();

@@ -1,5 +1,6 @@
 //! Client lines: which ones the proxy looks at, and the data port in PORT
-//! and EPRT (spec §4.2, §4.4).
+//! and EPRT (RFC 959 section 4.1.2, RFC 2428 section 2; OpenBSD
+//! ftp-proxy.c's `client_parse` and `parse_port`).
 //!
 //! Classification is deliberately the original's: a prefix compare on lines
 //! of at least 4 bytes, so `PASVX` counts as PASV and `EPSV ALL` as EPSV,
@@ -30,8 +31,9 @@ pub enum Command {
     Other,
 }
 
-/// Classifies a client line, LF included, as spec §4.2 does:
-/// case-insensitive prefixes, chosen by the first byte.
+/// Classifies a client line, LF included, as ftp-proxy.c's
+/// `client_parse` does: case-insensitive prefixes, chosen by the first
+/// byte.
 pub fn classify(line: &[u8]) -> Command {
     if line.len() < MIN_COMMAND_LINE {
         return Command::Other;

@@ -1,19 +1,30 @@
-//! The per-session protocol state machine: both directions' bytes in,
-//! [`Action`]s out.
+//! The per-session protocol state machine: both directions' bytes and the
+//! clock in, [`Action`]s out.
 //!
-//! It follows ftp-proxy(8) (spec §4) with two decided improvements:
+//! Like quinn-proto's connection, it never reads a clock: the driver passes
+//! `now` with every input and asks [`Engine::poll_timeout`] when to call
+//! [`Engine::handle_timeout`]. The two idle rules of ftp-proxy(8) (the
+//! server's 30 seconds until its first reply, then `-t` for each side) and
+//! the choice between their 421 lines are therefore tested on a virtual
+//! clock. The driver reports a pinhole the filter refused with
+//! [`Engine::pinhole_failed`]; the engine drops what it had queued behind
+//! it and ends the session.
+//!
+//! It follows OpenBSD's ftp-proxy.c (`client_parse`, `server_parse`,
+//! `allow_data_connection`) with two decided improvements:
 //!
 //! - **Replies are matched to commands with a queue** instead of the
-//!   original's single "pending command" that every line clears (§11 trap
-//!   9). Each forwarded command waits for its final reply, so a command
-//!   pipelined after PASV/EPSV no longer stops the 227/229 rewrite, and an
-//!   unsolicited 227/229 opens nothing.
+//!   original's single "pending command" that every line clears. Each
+//!   forwarded command waits for its final reply (RFC 959 section 4.2), so
+//!   a command pipelined after PASV/EPSV no longer stops the 227/229
+//!   rewrite, and an unsolicited 227/229 opens nothing.
 //! - **Multi-line 227/229 replies are understood**: their lines are held
 //!   and replaced by the one rewritten line.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use crate::log::Level;
 use crate::pinhole::{Pinhole, SessionAddrs};
@@ -22,9 +33,11 @@ use super::command::{self, Command};
 use super::line::{LineReader, Unclean};
 use super::reply::{self, Code, ReplyLine, ReplyTracker};
 use super::rewrite;
-use super::{Action, ProxyPorts, Refusal};
+use super::{Action, ProxyPorts, Refusal, Side};
 
-/// Data ports below this end the session (spec §4.4, §11 trap 5); a port
+/// Data ports below this end the session, as in ftp-proxy.c's
+/// `client_parse_cmd`/`server_parse`: the proxy never opens a pinhole to a
+/// privileged port (the FTP bounce attack of RFC 2577 section 3). A port
 /// that does not parse counts as 0.
 const MIN_DATA_PORT: u16 = 1024;
 
@@ -47,6 +60,16 @@ pub struct EngineConfig {
     pub rfc_mode: bool,
     /// The `-D` threshold: [`Action::Log`] is only produced at or above it.
     pub log_level: Level,
+}
+
+/// The engine's two timers, fixed at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `-t`: how long either side may stay silent; `None` for `-t 0`.
+    pub idle: Option<Duration>,
+    /// How long the server has to send its first bytes, whatever `-t`
+    /// says (ftp-proxy.c's CONNECT_TIMEOUT, 30 seconds).
+    pub first_reply: Duration,
 }
 
 /// A passive-mode negotiation, whose reply the proxy rewrites.
@@ -76,7 +99,7 @@ impl Passive {
     }
 
     /// The line the client gets instead: it names `orig`, the server the
-    /// client believes it talks to (spec §11 trap 4).
+    /// client believes it talks to, not the `-R` server behind the proxy.
     fn rewritten(self, orig: IpAddr, proxy_port: u16) -> Vec<u8> {
         match self {
             Passive::Pasv => rewrite::passive_reply(orig, proxy_port),
@@ -115,17 +138,28 @@ pub struct Engine {
     pending: VecDeque<Pending>,
     held: Option<HeldReply>,
     ended: bool,
-}
-
-/// Which control connection bytes came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Peer {
-    Client,
-    Server,
+    timeouts: Timeouts,
+    /// When the client's silence ends the session (`-t`).
+    client_deadline: Option<Instant>,
+    /// When the server's silence ends the session: the first-reply limit
+    /// until it has sent a byte, `-t` after.
+    server_deadline: Option<Instant>,
+    /// The server has sent bytes: its silence is now idleness, not a
+    /// server that never answered, and its 421 says so.
+    server_heard: bool,
+    /// Actions not yet taken by [`Engine::poll_action`].
+    queue: VecDeque<Action>,
 }
 
 impl Engine {
-    pub fn new(config: EngineConfig, addrs: SessionAddrs) -> Engine {
+    /// A session whose connection to the server has just been started at
+    /// `now`: the server owes the greeting, and both timers run.
+    pub fn new(
+        config: EngineConfig,
+        timeouts: Timeouts,
+        addrs: SessionAddrs,
+        now: Instant,
+    ) -> Engine {
         Engine {
             config,
             addrs,
@@ -135,55 +169,123 @@ impl Engine {
             pending: VecDeque::from([Pending::Reply(None)]),
             held: None,
             ended: false,
+            timeouts,
+            client_deadline: timeouts.idle.map(|idle| now + idle),
+            server_deadline: Some(now + timeouts.first_reply),
+            server_heard: false,
+            queue: VecDeque::new(),
         }
     }
 
-    /// Bytes the client sent. Appends what to do to `out`.
-    pub fn client_input(
-        &mut self,
-        bytes: &[u8],
-        ports: &mut dyn ProxyPorts,
-        out: &mut Vec<Action>,
-    ) {
-        self.input(Peer::Client, bytes, ports, out);
+    /// Bytes one side sent, received at `now`. What to do is then taken
+    /// from [`Engine::poll_action`]. Any bytes restart that side's idle
+    /// timer; nothing is taken after the session has ended.
+    pub fn input(&mut self, side: Side, bytes: &[u8], now: Instant, ports: &mut dyn ProxyPorts) {
+        if self.ended || bytes.is_empty() {
+            return;
+        }
+        let idle_end = self.timeouts.idle.map(|idle| now + idle);
+        match side {
+            Side::Client => self.client_deadline = idle_end,
+            Side::Server => {
+                self.server_heard = true;
+                self.server_deadline = idle_end;
+            }
+        }
+        let mut out = std::mem::take(&mut self.queue);
+        self.frame(side, bytes, ports, &mut out);
+        self.queue = out;
     }
 
-    /// Bytes the server sent. Appends what to do to `out`.
-    pub fn server_input(
-        &mut self,
-        bytes: &[u8],
-        ports: &mut dyn ProxyPorts,
-        out: &mut Vec<Action>,
-    ) {
-        self.input(Peer::Server, bytes, ports, out);
+    /// The next thing to do, in order. After [`Action::End`] there is none.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.queue.pop_front()
+    }
+
+    /// When [`Engine::handle_timeout`] must be called next; `None` when no
+    /// timer runs (`-t 0` once the server has spoken, or the session ended).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.ended {
+            return None;
+        }
+        match (self.client_deadline, self.server_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks the timers against `now`. A side silent past its deadline
+    /// ends the session with its 421: the client's first, then the
+    /// server's, whose line says whether the server never answered or went
+    /// idle. Early calls do nothing.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ended {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.queue);
+        if self.client_deadline.is_some_and(|d| d <= now) {
+            self.refuse(
+                Refusal::ClientTimeout,
+                Level::Err,
+                || "client timeout".to_owned(),
+                &mut out,
+            );
+        } else if self.server_deadline.is_some_and(|d| d <= now) {
+            let why = if self.server_heard {
+                Refusal::ServerIdle
+            } else {
+                Refusal::ServerTimeout
+            };
+            self.refuse(why, Level::Notice, || "server timeout".to_owned(), &mut out);
+        }
+        self.queue = out;
+    }
+
+    /// The filter refused the pinhole of the last [`Action::Open`] taken.
+    /// What the engine queued after it (the rewritten line that would name
+    /// a port nobody can reach) is dropped, and the session ends with the
+    /// pinhole's 421. The driver has logged the filter's error.
+    pub fn pinhole_failed(&mut self) {
+        if self.ended {
+            return;
+        }
+        let mut out = std::mem::take(&mut self.queue);
+        out.clear();
+        self.end(Refusal::Pinhole, &mut out);
+        self.queue = out;
+    }
+
+    /// Whether the session has ended ([`Action::End`] has been queued).
+    pub fn ended(&self) -> bool {
+        self.ended
     }
 
     /// Frames one side's bytes into lines and handles each, until the
     /// bytes run out or the session ends.
-    fn input(
+    fn frame(
         &mut self,
-        peer: Peer,
+        side: Side,
         bytes: &[u8],
         ports: &mut dyn ProxyPorts,
-        out: &mut Vec<Action>,
+        out: &mut VecDeque<Action>,
     ) {
         let mut rest = bytes;
         while !self.ended {
-            let next = match peer {
-                Peer::Client => self.client_lines.next_line(&mut rest),
-                Peer::Server => self.server_lines.next_line(&mut rest),
+            let next = match side {
+                Side::Client => self.client_lines.next_line(&mut rest),
+                Side::Server => self.server_lines.next_line(&mut rest),
             };
-            match (next, peer) {
-                (Ok(Some(line)), Peer::Client) => self.client_line(&line, ports, out),
-                (Ok(Some(line)), Peer::Server) => self.server_line(&line, ports, out),
+            match (next, side) {
+                (Ok(Some(line)), Side::Client) => self.client_line(&line, ports, out),
+                (Ok(Some(line)), Side::Server) => self.server_line(&line, ports, out),
                 (Ok(None), _) => break,
-                (Err(Unclean), Peer::Client) => self.refuse(
+                (Err(Unclean), Side::Client) => self.refuse(
                     Refusal::ClientLine,
                     Level::Err,
                     || "client command too long or not clean".to_owned(),
                     out,
                 ),
-                (Err(Unclean), Peer::Server) => self.refuse(
+                (Err(Unclean), Side::Server) => self.refuse(
                     Refusal::ServerLine,
                     Level::Err,
                     || "server reply too long or not clean".to_owned(),
@@ -193,8 +295,8 @@ impl Engine {
         }
     }
 
-    /// One complete client line (spec §4.2).
-    fn client_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut Vec<Action>) {
+    /// One complete client line (ftp-proxy.c's `client_parse`).
+    fn client_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut VecDeque<Action>) {
         self.log(out, Level::Debug, || format!("client: {}", shown(line)));
         match command::classify(line) {
             Command::Pasv | Command::Port if self.config.ipv6 => self.refuse(
@@ -217,22 +319,28 @@ impl Engine {
 
     /// Sends a client line on unchanged. A line with command text will get
     /// a reply, so it joins the queue; a blank line does not.
-    fn forward_command(&mut self, line: &[u8], passive: Option<Passive>, out: &mut Vec<Action>) {
-        out.push(Action::ToServer(line.to_vec()));
+    fn forward_command(
+        &mut self,
+        line: &[u8],
+        passive: Option<Passive>,
+        out: &mut VecDeque<Action>,
+    ) {
+        out.push_back(Action::ToServer(line.to_vec()));
         if command::has_command_text(line) {
             self.expect(Pending::Reply(passive), out);
         }
     }
 
     /// PORT or EPRT: the server is told to connect to the proxy, and the
-    /// pinhole goes in at once, before the line reaches the server (spec
-    /// §11 trap 13), so [`Action::Open`] comes first.
+    /// pinhole goes in at once, before the line reaches the server, so
+    /// [`Action::Open`] comes first: a server that connects as soon as it
+    /// reads PORT finds the pinhole in place.
     fn active(
         &mut self,
         line: &[u8],
         kind: Command,
         ports: &mut dyn ProxyPorts,
-        out: &mut Vec<Action>,
+        out: &mut VecDeque<Action>,
     ) {
         let is_port = kind == Command::Port;
         let port = if is_port {
@@ -257,15 +365,15 @@ impl Engine {
         });
         let from_port_20 = self.config.rfc_mode && is_port;
         let pinhole = Pinhole::active(&self.addrs, port, proxy_port, from_port_20);
-        out.push(Action::Open(pinhole));
-        out.push(Action::ToServer(rewritten));
+        out.push_back(Action::Open(pinhole));
+        out.push_back(Action::ToServer(rewritten));
         self.expect(Pending::Reply(None), out);
     }
 
     /// `-A` and a `U` line other than USER ftp/anonymous: the proxy answers
     /// 500 itself, in turn after the replies the client still waits for, and
-    /// the session goes on (spec §4.2).
-    fn refuse_login(&mut self, out: &mut Vec<Action>) {
+    /// the session goes on, as ftp-proxy.c's `client_parse_anon`.
+    fn refuse_login(&mut self, out: &mut VecDeque<Action>) {
         if self.pending.is_empty() {
             self.send_anonymous_refusal(out);
         } else {
@@ -273,16 +381,16 @@ impl Engine {
         }
     }
 
-    fn send_anonymous_refusal(&self, out: &mut Vec<Action>) {
+    fn send_anonymous_refusal(&self, out: &mut VecDeque<Action>) {
         self.log(out, Level::Debug, || {
             format!("proxy: {}", shown(rewrite::ANONYMOUS_ONLY))
         });
-        out.push(Action::ToClient(rewrite::ANONYMOUS_ONLY.to_vec()));
+        out.push_back(Action::ToClient(rewrite::ANONYMOUS_ONLY.to_vec()));
     }
 
-    /// One complete server line (spec §4.6, with the reply queue and
+    /// One complete server line (ftp-proxy.c's `server_parse`, with the reply queue and
     /// multi-line 227/229 of the improvements).
-    fn server_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut Vec<Action>) {
+    fn server_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut VecDeque<Action>) {
         self.log(out, Level::Debug, || format!("server: {}", shown(line)));
         let place = self.replies.place(line);
         if let Some(held) = self.held.take() {
@@ -292,7 +400,7 @@ impl Engine {
             ReplyLine::Single(code) if reply::is_final(code) => match self.awaited_passive(code) {
                 Some(passive) => self.rewrite_passive(passive, line, ports, out),
                 None => {
-                    out.push(Action::ToClient(line.to_vec()));
+                    out.push_back(Action::ToClient(line.to_vec()));
                     self.complete_oldest(out);
                 }
             },
@@ -304,16 +412,16 @@ impl Engine {
                         lines: 1,
                     })
                 }
-                None => out.push(Action::ToClient(line.to_vec())),
+                None => out.push_back(Action::ToClient(line.to_vec())),
             },
             ReplyLine::Last(code) => {
-                out.push(Action::ToClient(line.to_vec()));
+                out.push_back(Action::ToClient(line.to_vec()));
                 if reply::is_final(code) {
                     self.complete_oldest(out);
                 }
             }
             ReplyLine::Single(_) | ReplyLine::Inner | ReplyLine::Stray => {
-                out.push(Action::ToClient(line.to_vec()))
+                out.push_back(Action::ToClient(line.to_vec()))
             }
         }
     }
@@ -335,7 +443,7 @@ impl Engine {
         line: &[u8],
         place: ReplyLine,
         ports: &mut dyn ProxyPorts,
-        out: &mut Vec<Action>,
+        out: &mut VecDeque<Action>,
     ) {
         held.text.extend_from_slice(line);
         held.lines += 1;
@@ -363,7 +471,7 @@ impl Engine {
         passive: Passive,
         reply: &[u8],
         ports: &mut dyn ProxyPorts,
-        out: &mut Vec<Action>,
+        out: &mut VecDeque<Action>,
     ) {
         let port = reply
             .split_inclusive(|&byte| byte == b'\n')
@@ -380,18 +488,18 @@ impl Engine {
             format!("proxy: {}", shown(&rewritten))
         });
         self.complete_through(passive, out);
-        out.push(Action::Open(Pinhole::passive(
+        out.push_back(Action::Open(Pinhole::passive(
             &self.addrs,
             port,
             proxy_port,
         )));
-        out.push(Action::ToClient(rewritten));
+        out.push_back(Action::ToClient(rewritten));
         self.release_anonymous_refusals(out);
     }
 
     /// Adds an entry to the reply queue, forgetting the oldest beyond
     /// [`MAX_PENDING`].
-    fn expect(&mut self, entry: Pending, out: &mut Vec<Action>) {
+    fn expect(&mut self, entry: Pending, out: &mut VecDeque<Action>) {
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
         }
@@ -400,7 +508,7 @@ impl Engine {
     }
 
     /// A final reply answered the oldest command.
-    fn complete_oldest(&mut self, out: &mut Vec<Action>) {
+    fn complete_oldest(&mut self, out: &mut VecDeque<Action>) {
         self.pending.pop_front();
         self.release_anonymous_refusals(out);
     }
@@ -408,7 +516,7 @@ impl Engine {
     /// A 227/229 answered the first outstanding PASV/EPSV: the commands
     /// before it are taken as answered too, and the proxy's own answers
     /// among them are sent first. The caller releases those after it.
-    fn complete_through(&mut self, passive: Passive, out: &mut Vec<Action>) {
+    fn complete_through(&mut self, passive: Passive, out: &mut VecDeque<Action>) {
         let awaited = Pending::Reply(Some(passive));
         if !self.pending.contains(&awaited) {
             self.pending.pop_front();
@@ -424,14 +532,14 @@ impl Engine {
     }
 
     /// Sends the `-A` answers that no earlier command waits in front of.
-    fn release_anonymous_refusals(&mut self, out: &mut Vec<Action>) {
+    fn release_anonymous_refusals(&mut self, out: &mut VecDeque<Action>) {
         while self.pending.front() == Some(&Pending::AnonymousRefusal) {
             self.pending.pop_front();
             self.send_anonymous_refusal(out);
         }
     }
 
-    fn refuse_bad_port(&mut self, line: &[u8], out: &mut Vec<Action>) {
+    fn refuse_bad_port(&mut self, line: &[u8], out: &mut VecDeque<Action>) {
         self.refuse(
             Refusal::BadPort,
             Level::Crit,
@@ -447,11 +555,16 @@ impl Engine {
         why: Refusal,
         level: Level,
         message: impl FnOnce() -> String,
-        out: &mut Vec<Action>,
+        out: &mut VecDeque<Action>,
     ) {
         self.log(out, level, message);
-        out.push(Action::ToClient(rewrite::refusal(why).to_vec()));
-        out.push(Action::End);
+        self.end(why, out);
+    }
+
+    /// The client's 421, then [`Action::End`]; nothing is produced after.
+    fn end(&mut self, why: Refusal, out: &mut VecDeque<Action>) {
+        out.push_back(Action::ToClient(rewrite::refusal(why).to_vec()));
+        out.push_back(Action::End);
         self.ended = true;
         self.held = None;
         self.pending.clear();
@@ -459,9 +572,9 @@ impl Engine {
 
     /// Produces a log action only when `-D` lets the level through, and
     /// only then formats the message.
-    fn log(&self, out: &mut Vec<Action>, level: Level, message: impl FnOnce() -> String) {
+    fn log(&self, out: &mut VecDeque<Action>, level: Level, message: impl FnOnce() -> String) {
         if level <= self.config.log_level {
-            out.push(Action::Log(level, message()));
+            out.push_back(Action::Log(level, message()));
         }
     }
 }

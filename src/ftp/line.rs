@@ -1,4 +1,5 @@
-//! Framing of the control connection into lines (spec §4.1).
+//! Framing of the control connection into lines (OpenBSD ftp-proxy.c's
+//! `getline`).
 //!
 //! ftp-proxy(8) reads each direction into a 500-byte buffer: a line ends
 //! with LF, may be at most 500 bytes long including that LF, and must not

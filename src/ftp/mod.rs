@@ -1,9 +1,11 @@
 //! The FTP control protocol, sans-I/O: bytes in, actions out.
 //!
 //! Nothing here touches a socket, a clock or the packet filter. The session
-//! driver feeds the bytes each side sends into an [`Engine`] and carries out
-//! the [`Action`]s it returns, in order. Every rewritten line, refusal and
-//! pinhole is therefore a unit test with literal byte strings.
+//! driver feeds the bytes each side sends into an [`Engine`], with the time
+//! they arrived, and carries out the [`Action`]s it returns, in order; it
+//! calls the engine again when the engine's deadline passes. Every
+//! rewritten line, refusal, pinhole and timeout is therefore a unit test
+//! with literal byte strings and a virtual clock.
 //!
 //! - [`line`](mod@line) — framing (LF-terminated, 500 bytes with the LF, no NUL)
 //! - [`command`] — client lines (USER under `-A`, PORT, EPRT, PASV, EPSV)
@@ -18,10 +20,19 @@ pub mod reply;
 pub mod rewrite;
 mod scan;
 
-pub use engine::{Engine, EngineConfig};
+pub use engine::{Engine, EngineConfig, Timeouts};
 
 use crate::log::Level;
 use crate::pinhole::Pinhole;
+
+/// One of a session's two control connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client's connection, accepted by the proxy.
+    Client,
+    /// The proxy's connection to the server.
+    Server,
+}
 
 /// Source of proxy ports (`pport`) for new pinholes. The daemon's
 /// implementation ([`crate::ports::PortAllocator`]) hands out random ports
@@ -42,6 +53,9 @@ pub trait ProxyPorts {
 pub enum Refusal {
     /// `-m` reached.
     SessionLimit,
+    /// accept(2) failed for want of a descriptor (EMFILE, ENFILE): the
+    /// client is taken with the one held in reserve and turned away.
+    NoDescriptors,
     /// A client line over 500 bytes or with a NUL byte.
     ClientLine,
     /// A server line over 500 bytes or with a NUL byte, or a multi-line
@@ -69,8 +83,9 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal, for tests and fuzzers that check each 421 line.
-    pub const ALL: [Refusal; 12] = [
+    pub const ALL: [Refusal; 13] = [
         Refusal::SessionLimit,
+        Refusal::NoDescriptors,
         Refusal::ClientLine,
         Refusal::ServerLine,
         Refusal::BadPort,
@@ -95,8 +110,8 @@ pub enum Action {
     ToClient(Vec<u8>),
     /// Install this pinhole (replacing the session's previous one) before
     /// carrying out any later action. If the filter fails, the driver logs
-    /// it, sends the [`Refusal::Pinhole`] 421, drops the remaining actions
-    /// and ends the session.
+    /// the error and calls [`Engine::pinhole_failed`], which replaces the
+    /// actions still queued by the [`Refusal::Pinhole`] 421 and the end.
     Open(Pinhole),
     /// A log message, without the `#<id> ` prefix the driver adds. Only
     /// produced when [`EngineConfig::log_level`] lets it through.
@@ -115,17 +130,18 @@ mod tests {
     fn position(r: Refusal) -> usize {
         match r {
             Refusal::SessionLimit => 0,
-            Refusal::ClientLine => 1,
-            Refusal::ServerLine => 2,
-            Refusal::BadPort => 3,
-            Refusal::Ipv6PasvPort => 4,
-            Refusal::Pinhole => 5,
-            Refusal::ServerUnreachable => 6,
-            Refusal::ServerTimeout => 7,
-            Refusal::ClientTimeout => 8,
-            Refusal::ServerIdle => 9,
-            Refusal::NotRedirected => 10,
-            Refusal::Shutdown => 11,
+            Refusal::NoDescriptors => 1,
+            Refusal::ClientLine => 2,
+            Refusal::ServerLine => 3,
+            Refusal::BadPort => 4,
+            Refusal::Ipv6PasvPort => 5,
+            Refusal::Pinhole => 6,
+            Refusal::ServerUnreachable => 7,
+            Refusal::ServerTimeout => 8,
+            Refusal::ClientTimeout => 9,
+            Refusal::ServerIdle => 10,
+            Refusal::NotRedirected => 11,
+            Refusal::Shutdown => 12,
         }
     }
 

@@ -1,10 +1,11 @@
-//! Server lines: reply structure and the data port in 227 and 229 (spec
-//! §4.4, §4.6).
+//! Server lines: reply structure and the data port in 227 and 229 (RFC 959
+//! sections 4.2 and 4.1.2, RFC 2428 section 3; ftp-proxy.c's `server_parse`
+//! and `parse_port`).
 //!
 //! The original only compares the first four bytes of each line with
 //! `227 ` or `229 `, so a multi-line reply or a pipelined command breaks the
-//! rewrite (§11 trap 9). Here every line is placed in the reply structure of
-//! RFC 959 §4.2 — one-line `ddd text`, or `ddd-text` … `ddd text` — so the
+//! rewrite. Here every line is placed in the reply structure of
+//! RFC 959 section 4.2 — one-line `ddd text`, or `ddd-text` … `ddd text` — so the
 //! engine can tell final replies from preliminary ones and from lines inside
 //! a multi-line reply, and match replies to commands.
 
@@ -48,7 +49,7 @@ impl ReplyTracker {
 
     /// Places the next server line, LF included, in the reply structure.
     /// Inside a multi-line reply only a line that starts with the same code
-    /// and a space ends it (RFC 959 §4.2); anything else is text.
+    /// and a space ends it (RFC 959 section 4.2); anything else is text.
     pub fn place(&mut self, line: &[u8]) -> ReplyLine {
         let start = code_and_separator(line);
         match (self.open, start) {

@@ -1,5 +1,6 @@
-//! The byte-exact lines the proxy sends in place of the peers' lines (spec
-//! §4.3), its own `-A` answer, and the 421 lines of its refusals.
+//! The byte-exact lines the proxy sends in place of the peers' lines (the
+//! templates of OpenBSD ftp-proxy.c's `allow_data_connection`), its own
+//! `-A` answer, and the 421 lines of its refusals (listed in ftp-proxy(8)).
 //!
 //! The templates are the original's: the peer's wording is dropped, the
 //! keyword is uppercase, and in PORT and 227 every `.` of the whole line
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 use super::Refusal;
 
 /// What the proxy answers under `-A` to a `U` line other than
-/// `USER ftp` / `USER anonymous` (spec §4.2).
+/// `USER ftp` / `USER anonymous` (ftp-proxy.c's `client_parse_anon`).
 pub const ANONYMOUS_ONLY: &[u8] = b"500 Only anonymous FTP allowed\r\n";
 
 /// `PORT a,b,c,d,hi,lo\r\n`, sent to the server: `address` is the proxy's
@@ -32,7 +33,8 @@ pub fn eprt_command(address: IpAddr, port: u16) -> Vec<u8> {
 
 /// `227 Entering Passive Mode (a,b,c,d,hi,lo)\r\n`, sent to the client:
 /// `address` is the original destination the client believes it talks to,
-/// never the proxy's (spec §11 trap 4).
+/// never the proxy's or the `-R` server's: the client may only reach that
+/// address, and its firewall may check that the data connection goes there.
 pub fn passive_reply(address: IpAddr, port: u16) -> Vec<u8> {
     dots_to_commas(format!(
         "227 Entering Passive Mode ({address},{},{})\r\n",
@@ -56,6 +58,7 @@ fn dots_to_commas(line: String) -> Vec<u8> {
 pub fn refusal(why: Refusal) -> &'static [u8] {
     match why {
         Refusal::SessionLimit => b"421 Too many sessions through this proxy, try again later.\r\n",
+        Refusal::NoDescriptors => b"421 Proxy out of file descriptors, try again later.\r\n",
         Refusal::ClientLine => b"421 Command line too long or not clean.\r\n",
         Refusal::ServerLine => b"421 Server reply too long or not clean.\r\n",
         Refusal::BadPort => b"421 Data port below 1024 refused.\r\n",

@@ -1,9 +1,9 @@
-//! The pieces of ftp-proxy(8)'s `parse_port` shared by client and server
-//! lines (spec §4.4): where the scan starts, and a matcher that behaves like
-//! the `sscanf` patterns the original uses.
+//! The pieces of OpenBSD ftp-proxy.c's `parse_port` shared by client and
+//! server lines: where the scan starts, and a matcher that behaves like the
+//! `sscanf` patterns the original uses.
 //!
-//! Being exactly as lenient and as strict as `sscanf` matters: the traps in
-//! §4.4 (trailing blank, spaces inside PORT, `(…). OK`, other 229
+//! Being exactly as lenient and as strict as `sscanf` matters: the corner
+//! cases (a trailing blank, spaces inside PORT, `(…). OK`, other 229
 //! delimiters) all fall out of these rules, and clients in the field depend
 //! on what passes.
 
@@ -104,8 +104,8 @@ impl<'a> Scanner<'a> {
 }
 
 /// The six numbers of PORT and 227 (`h1,h2,h3,h4,p1,p2`), each below 256,
-/// give the port `p1 * 256 + p2`; the address bytes are ignored (spec
-/// §4.4: third-party transfers are impossible on purpose).
+/// give the port `p1 * 256 + p2`; the address bytes are ignored, so
+/// third-party transfers are impossible on purpose (RFC 2577 section 3).
 pub fn port_from_six(values: [u32; 6]) -> Option<u16> {
     if values.iter().all(|&v| v < 256) {
         Some((values[4] * 256 + values[5]) as u16)

@@ -46,19 +46,17 @@ pub(super) fn drop_privileges(dir: &Path, account: &Account) -> Result<(), Strin
 }
 
 fn set_keepcaps(on: bool) -> Result<(), String> {
-    // SAFETY: PR_SET_KEEPCAPS takes an integer flag; no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, libc::c_ulong::from(on), 0, 0, 0) };
-    if rc != 0 {
-        return Err(format!(
+    nix::sys::prctl::set_keepcaps(on).map_err(|e| {
+        format!(
             "prctl PR_SET_KEEPCAPS {}: {}",
             u8::from(on),
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+            std::io::Error::from(e)
+        )
+    })
 }
 
-/// Whether capability number `cap` is in the bounding set; None once `cap`
+/// Whether capability number `cap` is in the bounding set (nix has no
+/// wrapper for PR_CAPBSET_READ or PR_CAPBSET_DROP); None once `cap`
 /// is past the last capability the running kernel knows (EINVAL). Reading
 /// the kernel instead of a fixed list also drops capabilities newer than
 /// the `caps` crate.
@@ -176,15 +174,8 @@ pub(super) fn lock_down() -> Result<Vec<String>, String> {
 }
 
 fn set_no_new_privs() -> Result<(), String> {
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes the integer 1; no pointers.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        return Err(format!(
-            "prctl PR_SET_NO_NEW_PRIVS: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|e| format!("prctl PR_SET_NO_NEW_PRIVS: {}", std::io::Error::from(e)))
 }
 
 /// Builds and enforces the Landlock ruleset; returns the status line, e.g.

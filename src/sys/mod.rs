@@ -1,8 +1,10 @@
 //! Platform calls that std and nix do not cover, each behind a safe
 //! function: name resolution with getaddrinfo(3)'s own error text, uniform
-//! randomness, and the original destination of a redirected connection.
-//! All `unsafe` of the portable core lives here and in `linux.rs` /
-//! `openbsd.rs`.
+//! randomness, the original destination of a redirected connection, and
+//! the signal handlers of the event loop. The portable modules (`ftp`,
+//! `pinhole`, `session`, `serve`, `ports`) forbid `unsafe` and call these
+//! instead; the other platform modules (`sandbox`, `filter::pf`, `log`)
+//! hold their own, each block with a `SAFETY:` comment.
 
 use std::ffi::{CStr, CString};
 use std::io;

@@ -7,7 +7,9 @@
     non_snake_case,
     dead_code
 )]
-#![allow(clippy::all)]
+// Generated code: bindgen's unions and bitfield accessors carry unsafe
+// blocks without SAFETY comments; this file writes none of its own.
+#![allow(clippy::all, clippy::undocumented_unsafe_blocks)]
 
 include!(concat!(env!("OUT_DIR"), "/pfvar.rs"));
 

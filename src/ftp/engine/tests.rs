@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::pinhole::{Mode, FTP_DATA_PORT, NAT_PORTS};
+use std::time::{Duration, Instant};
 
 /// Proxy ports handed out in order from 50000, so rewritten lines are known.
 struct Sequential(u16);
@@ -49,17 +50,57 @@ fn config() -> EngineConfig {
     }
 }
 
+/// The timers of a session started with `-t 60`.
+const TIMEOUTS: Timeouts = Timeouts {
+    idle: Some(Duration::from_secs(60)),
+    first_reply: Duration::from_secs(30),
+};
+
+/// The engine, its port source and a virtual clock that only the test
+/// moves: no test sleeps.
 struct Session {
     engine: Engine,
     ports: Sequential,
+    start: Instant,
+    now: Instant,
 }
 
 impl Session {
     fn new(config: EngineConfig, addrs: SessionAddrs) -> Session {
+        Session::with_timeouts(config, addrs, TIMEOUTS)
+    }
+
+    fn with_timeouts(config: EngineConfig, addrs: SessionAddrs, timeouts: Timeouts) -> Session {
+        let start = Instant::now();
         Session {
-            engine: Engine::new(config, addrs),
+            engine: Engine::new(config, timeouts, addrs, start),
             ports: Sequential(50000),
+            start,
+            now: start,
         }
+    }
+
+    /// Moves the virtual clock to `secs` seconds (plus `ms` milliseconds)
+    /// after the session started.
+    fn at(&mut self, secs: u64, ms: u64) -> &mut Session {
+        self.now = self.start + Duration::from_secs(secs) + Duration::from_millis(ms);
+        self
+    }
+
+    /// The engine's timer check at the current virtual time; the actions
+    /// out, logs included.
+    fn tick(&mut self) -> Vec<Action> {
+        self.engine.handle_timeout(self.now);
+        self.drain()
+    }
+
+    /// The engine's deadline, as an offset from the session's start.
+    fn deadline(&self) -> Option<Duration> {
+        self.engine.poll_timeout().map(|d| d - self.start)
+    }
+
+    fn drain(&mut self) -> Vec<Action> {
+        std::iter::from_fn(|| self.engine.poll_action()).collect()
     }
 
     /// A session whose greeting has been passed on.
@@ -83,15 +124,15 @@ impl Session {
     }
 
     fn client_with_logs(&mut self, bytes: &[u8]) -> Vec<Action> {
-        let mut out = Vec::new();
-        self.engine.client_input(bytes, &mut self.ports, &mut out);
-        out
+        self.engine
+            .input(Side::Client, bytes, self.now, &mut self.ports);
+        self.drain()
     }
 
     fn server_with_logs(&mut self, bytes: &[u8]) -> Vec<Action> {
-        let mut out = Vec::new();
-        self.engine.server_input(bytes, &mut self.ports, &mut out);
-        out
+        self.engine
+            .input(Side::Server, bytes, self.now, &mut self.ports);
+        self.drain()
     }
 }
 
@@ -827,6 +868,235 @@ fn the_reply_queue_is_bounded() {
     }
 }
 
+// ---- Timers, on a virtual clock -------------------------------------------
+
+fn secs(n: u64) -> Option<Duration> {
+    Some(Duration::from_secs(n))
+}
+
+fn timed_out(level: Level, text: &str, why: Refusal) -> Vec<Action> {
+    vec![
+        Action::Log(level, text.to_owned()),
+        to_client(rewrite::refusal(why)),
+        Action::End,
+    ]
+}
+
+#[test]
+fn silent_server_ends_the_session_after_30_seconds_with_its_own_421() {
+    let mut s = Session::new(config(), addrs());
+    assert_eq!(s.deadline(), secs(30));
+    assert_eq!(s.at(29, 999).tick(), vec![]);
+    assert_eq!(
+        s.at(30, 0).tick(),
+        timed_out(Level::Notice, "server timeout", Refusal::ServerTimeout)
+    );
+    assert_eq!(
+        rewrite::refusal(Refusal::ServerTimeout),
+        b"421 The FTP server did not answer in time.\r\n"
+    );
+}
+
+#[test]
+fn first_reply_limit_holds_whatever_t_says() {
+    // -t 0: no idle timer, but the server still has only 30 seconds.
+    let no_idle = Timeouts {
+        idle: None,
+        first_reply: Duration::from_secs(30),
+    };
+    let mut s = Session::with_timeouts(config(), addrs(), no_idle);
+    assert_eq!(s.deadline(), secs(30));
+    assert_eq!(
+        s.at(30, 0).tick(),
+        timed_out(Level::Notice, "server timeout", Refusal::ServerTimeout)
+    );
+
+    // -t 300: longer than 30 seconds, and the server still has only 30.
+    let long_idle = Timeouts {
+        idle: Some(Duration::from_secs(300)),
+        first_reply: Duration::from_secs(30),
+    };
+    let mut s = Session::with_timeouts(config(), addrs(), long_idle);
+    s.at(20, 0).client(b"USER ftp\r\n");
+    assert_eq!(s.deadline(), secs(30));
+    assert_eq!(
+        s.at(30, 0).tick(),
+        timed_out(Level::Notice, "server timeout", Refusal::ServerTimeout)
+    );
+}
+
+#[test]
+fn server_that_spoke_then_went_silent_gets_the_idle_421() {
+    let mut s = Session::new(config(), addrs());
+    s.at(10, 0).server(b"220 ready\r\n");
+    // Its first byte switched the server to -t (60 s from 10 s); the
+    // client, silent since the start, is due first.
+    s.at(50, 0).client(b"NOOP\r\n");
+    assert_eq!(s.deadline(), secs(70));
+    assert_eq!(s.at(69, 999).tick(), vec![]);
+    assert_eq!(
+        s.at(70, 0).tick(),
+        timed_out(Level::Notice, "server timeout", Refusal::ServerIdle)
+    );
+    assert_eq!(
+        rewrite::refusal(Refusal::ServerIdle),
+        b"421 The FTP server went idle, closing the control connection.\r\n"
+    );
+}
+
+#[test]
+fn idle_client_gets_421_after_t_seconds() {
+    let mut s = Session::greeted(config());
+    s.at(5, 0).client(b"NOOP\r\n");
+    s.at(40, 0).server(b"200 ok\r\n");
+    assert_eq!(s.deadline(), secs(65));
+    assert_eq!(s.at(64, 999).tick(), vec![]);
+    assert_eq!(
+        s.at(65, 0).tick(),
+        timed_out(Level::Err, "client timeout", Refusal::ClientTimeout)
+    );
+    assert_eq!(
+        rewrite::refusal(Refusal::ClientTimeout),
+        b"421 Idle timeout, closing the control connection.\r\n"
+    );
+}
+
+#[test]
+fn each_side_restarts_only_its_own_timer() {
+    let mut s = Session::greeted(config());
+    // A chatty server does not keep a silent client's session alive.
+    for t in (10..60).step_by(10) {
+        s.at(t, 0).server(b"200-still here\r\n");
+    }
+    assert_eq!(s.deadline(), secs(60));
+    assert_eq!(
+        s.at(60, 0).tick(),
+        timed_out(Level::Err, "client timeout", Refusal::ClientTimeout)
+    );
+    // Nor a chatty client a silent server's.
+    let mut s = Session::greeted(config());
+    for t in (10..60).step_by(10) {
+        s.at(t, 0).client(b"NOOP\r\n");
+    }
+    assert_eq!(s.deadline(), secs(60));
+    assert_eq!(
+        s.at(60, 0).tick(),
+        timed_out(Level::Notice, "server timeout", Refusal::ServerIdle)
+    );
+}
+
+#[test]
+fn client_timeout_wins_a_tie() {
+    let mut s = Session::greeted(config());
+    assert_eq!(s.deadline(), secs(60));
+    assert_eq!(
+        s.at(60, 0).tick(),
+        timed_out(Level::Err, "client timeout", Refusal::ClientTimeout)
+    );
+}
+
+#[test]
+fn late_timer_check_ends_the_session_once() {
+    let mut s = Session::greeted(config());
+    assert_eq!(
+        s.at(3600, 0).tick(),
+        timed_out(Level::Err, "client timeout", Refusal::ClientTimeout)
+    );
+    assert_eq!(s.deadline(), None);
+    assert_eq!(s.at(7200, 0).tick(), vec![]);
+    assert_eq!(s.client(b"NOOP\r\n"), vec![]);
+    assert_eq!(s.server(b"200 ok\r\n"), vec![]);
+}
+
+#[test]
+fn without_t_a_greeted_session_has_no_timer() {
+    let no_idle = Timeouts {
+        idle: None,
+        first_reply: Duration::from_secs(30),
+    };
+    let mut s = Session::with_timeouts(config(), addrs(), no_idle);
+    s.at(29, 0).server(b"220 ready\r\n");
+    assert_eq!(s.deadline(), None);
+    assert_eq!(s.at(86_400 * 365, 0).tick(), vec![]);
+    assert_eq!(s.client(b"NOOP\r\n"), vec![to_server(b"NOOP\r\n")]);
+}
+
+#[test]
+fn timeout_logs_follow_the_d_threshold() {
+    let quiet = EngineConfig {
+        log_level: Level::Crit,
+        ..config()
+    };
+    let mut s = Session::new(quiet, addrs());
+    assert_eq!(s.at(30, 0).tick(), refused(Refusal::ServerTimeout));
+    let mut s = Session::new(quiet, addrs());
+    s.server(b"220 ready\r\n");
+    assert_eq!(s.at(60, 0).tick(), refused(Refusal::ClientTimeout));
+}
+
+#[test]
+fn timeout_drops_a_held_multi_line_reply() {
+    let mut s = Session::greeted(config());
+    s.at(1, 0).client(b"PASV\r\n");
+    assert_eq!(s.server(b"227-first\r\n"), vec![]);
+    s.at(30, 0).client(b"NOOP\r\n");
+    assert_eq!(
+        s.at(61, 0).tick(),
+        timed_out(Level::Notice, "server timeout", Refusal::ServerIdle)
+    );
+}
+
+// ---- A pinhole the filter refused ------------------------------------------
+
+#[test]
+fn refused_active_pinhole_never_lets_port_reach_the_server() {
+    let mut s = Session::greeted(config());
+    s.engine.input(
+        Side::Client,
+        b"PORT 10,0,0,2,4,1\r\nNOOP\r\n",
+        s.now,
+        &mut s.ports,
+    );
+    let first = std::iter::from_fn(|| s.engine.poll_action())
+        .find(|action| !matches!(action, Action::Log(..)));
+    assert_eq!(
+        first,
+        Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
+    );
+    s.engine.pinhole_failed();
+    assert_eq!(s.drain(), refused(Refusal::Pinhole));
+    assert_eq!(
+        rewrite::refusal(Refusal::Pinhole),
+        b"421 Cannot open the data connection in the firewall.\r\n"
+    );
+    assert_eq!(s.deadline(), None);
+    assert_eq!(s.client(b"NOOP\r\n"), vec![]);
+}
+
+#[test]
+fn refused_passive_pinhole_never_shows_the_client_a_227() {
+    let mut s = Session::greeted(config());
+    s.client(b"PASV\r\n");
+    s.engine
+        .input(Side::Server, PASV_REPLY, s.now, &mut s.ports);
+    let first = std::iter::from_fn(|| s.engine.poll_action())
+        .find(|action| !matches!(action, Action::Log(..)));
+    assert_eq!(first, Some(passive_open()));
+    s.engine.pinhole_failed();
+    assert_eq!(s.drain(), refused(Refusal::Pinhole));
+}
+
+#[test]
+fn pinhole_failure_after_the_end_changes_nothing() {
+    let mut s = Session::greeted(config());
+    assert_eq!(
+        s.client(b"PORT 10,0,0,2,0,21\r\n"),
+        refused(Refusal::BadPort)
+    );
+    s.engine.pinhole_failed();
+    assert_eq!(s.drain(), vec![]);
+}
+
 // ---- Splitting ------------------------------------------------------------
 
 /// A whole exchange, fed in pieces of `chunk` bytes, alternating sides in
@@ -1059,7 +1329,8 @@ fn random_session(rng: &mut XorShift) {
         log_level: *rng.pick(&[&Level::Crit, &Level::Notice, &Level::Debug]),
     };
     let addrs = if ipv6 { addrs6() } else { addrs() };
-    let mut engine = Engine::new(config, addrs);
+    let now = Instant::now();
+    let mut engine = Engine::new(config, TIMEOUTS, addrs, now);
     let mut ports = Sequential(49152 + rng.below(16000) as u16);
     let client: Vec<u8> = (0..20).flat_map(|_| random_client_bytes(rng)).collect();
     let server: Vec<u8> = (0..20).flat_map(|_| random_server_bytes(rng)).collect();
@@ -1068,17 +1339,17 @@ fn random_session(rng: &mut XorShift) {
     while !client.is_empty() || !server.is_empty() {
         let largest = if rng.below(2) == 0 { 8 } else { 200 };
         let take = 1 + rng.below(largest);
-        let mut out = Vec::new();
         let from_client = server.is_empty() || (!client.is_empty() && rng.below(2) == 0);
         if from_client {
             let (piece, rest) = client.split_at(take.min(client.len()));
-            engine.client_input(piece, &mut ports, &mut out);
+            engine.input(Side::Client, piece, now, &mut ports);
             client = rest;
         } else {
             let (piece, rest) = server.split_at(take.min(server.len()));
-            engine.server_input(piece, &mut ports, &mut out);
+            engine.input(Side::Server, piece, now, &mut ports);
             server = rest;
         }
+        let out: Vec<Action> = std::iter::from_fn(|| engine.poll_action()).collect();
         check_actions(&out, &addrs, &mut ended);
         assert!(engine.pending.len() <= MAX_PENDING);
     }
