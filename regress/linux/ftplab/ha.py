@@ -300,12 +300,7 @@ class HaLab(labmod.Lab):
     def up(self):
         namespaces = [self.client, self.server] + [g.gateway for g in self.hosts.values()]
         for ns in namespaces:
-            procs.run(["ip", "netns", "add", ns])
-            self.created.append(ns)
-            for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad",
-                        "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"):
-                self.sysctl(ns, key, 0)
-            self.ip(ns, "link", "set", "lo", "up")
+            self.add_namespace(ns)
         # The two switches: a bridge in the client's and the server's
         # namespace, with the host's own address on it. Multicast snooping
         # off, so VRRP advertisements and neighbour discovery flood.

@@ -63,14 +63,20 @@ class Lab:
 
     # -- life cycle -------------------------------------------------------
 
+    def add_namespace(self, ns):
+        """A new namespace of the lab's, deleted by down(): loopback up, no
+        duplicate address detection (an address is usable at once), no
+        reverse-path filter."""
+        procs.run(["ip", "netns", "add", ns])
+        self.created.append(ns)
+        for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad",
+                    "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"):
+            self.sysctl(ns, key, 0)
+        self.ip(ns, "link", "set", "lo", "up")
+
     def up(self):
         for ns in (self.client, self.gateway, self.server):
-            procs.run(["ip", "netns", "add", ns])
-            self.created.append(ns)
-            for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad",
-                        "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"):
-                self.sysctl(ns, key, 0)
-            self.ip(ns, "link", "set", "lo", "up")
+            self.add_namespace(ns)
         procs.run(["ip", "link", "add", "lan0", "netns", self.client, "type", "veth",
                    "peer", "name", LAN_IF, "netns", self.gateway])
         procs.run(["ip", "link", "add", "wan0", "netns", self.server, "type", "veth",
