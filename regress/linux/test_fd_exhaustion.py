@@ -14,14 +14,12 @@ transferred intact.
 
 import hashlib
 import os
-import shutil
 import tempfile
 
 import pytest
 
 from ftplab import clients
 from ftplab import daemon as daemonmod
-from ftplab import lab as labmod
 from ftplab import procs
 from ftplab import servers
 
@@ -72,26 +70,23 @@ def lowest_free(fds):
 
 
 @pytest.fixture(scope="module")
-def setup():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, nftables, prlimit)")
+def fd_env(lab, workdir, logdir, binary):
+    """The run's lab with a vsftpd and a daemon of this module's own."""
     if not servers.available("vsftpd"):
         pytest.skip("vsftpd not installed (regress/linux/install-deps.sh)")
-    workdir = procs.work_dir("ftp-proxy-fd-")
     data = os.urandom(FILE_SIZE)
-    lab = labmod.Lab("proxy")
+    server = servers.make("vsftpd", lab, tempfile.mkdtemp(dir=workdir, prefix="vsftpd-fd"),
+                          {FILE_NAME: data}).start()
+    d = None
     try:
-        lab.up()
-        server = servers.make("vsftpd", lab, tempfile.mkdtemp(dir=workdir, prefix="vsftpd"),
-                              {FILE_NAME: data}).start()
-        d = daemonmod.Daemon(lab, 4, options=["-m", "20"], logdir=workdir,
-                             name="ftp-proxy-fd").start()
+        d = daemonmod.Daemon(lab, 4, options=["-m", "20"], logdir=logdir,
+                             name="ftp-proxy-fd", binary=binary).start()
         yield lab, d, server, workdir, hashlib.sha256(data).hexdigest()
         assert d.stop() == 0, "daemon did not exit 0 on SIGTERM:\n" + d.log_tail()
     finally:
-        procs.stop_all()
-        lab.down()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if d is not None and d.alive():
+            d.stop()
+        server.stop()
 
 
 def hold_session(lab, host, port):
@@ -107,8 +102,8 @@ def greet(lab, host, port):
     return out
 
 
-def test_out_of_descriptors_refuses_at_once_and_recovers(setup):
-    lab, d, server, workdir, data_sha = setup
+def test_out_of_descriptors_refuses_at_once_and_recovers(fd_env):
+    lab, d, server, workdir, data_sha = fd_env
     host, port = lab.ftp_target(4)
     held = [hold_session(lab, host, port) for _ in range(HELD)]
     try:
