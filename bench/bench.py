@@ -202,8 +202,9 @@ def bring_up(setup, index, cfg, results, workdir, big, pass_no):
     every set-up's lab exists at once), with its server; None if it failed,
     noted."""
     lab = setupmod.BenchLab(setup.lab_kind, index)
-    sdir = os.path.join(workdir, "%s-%d" % (setup.name, pass_no))
-    os.makedirs(sdir)
+    # A directory of its own each time: the timelines bring set-ups up again
+    # after the passes, with pass numbers that start over.
+    sdir = tempfile.mkdtemp(dir=workdir, prefix="%s-%d-" % (setup.name, pass_no))
     os.chmod(sdir, 0o755)
     srv = None
     try:
@@ -342,7 +343,15 @@ def main():
                 run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken)
             results.sort([s.title for s in chosen])
         if args.timeline or not args.no_timeline:
-            timelines = run_timeline(cfg, chosen, results, workdir, big)
+            try:
+                timelines = run_timeline(cfg, chosen, results, workdir, big)
+            except procs.Overtime:
+                raise
+            except Exception:
+                # The passes' figures are written whatever befell the
+                # timelines, which come last.
+                results.note("failed: timeline: " + traceback.format_exc().strip())
+                status = 1
     except procs.Overtime:
         results.note("the run took more than %d s and was stopped" % cfg.max_seconds)
         status = 1

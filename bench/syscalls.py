@@ -89,22 +89,23 @@ class Count:
                                      stderr=subprocess.PIPE, start_new_session=True)
         # strace says "Process N attached" for each PID on stderr; only then
         # is every call counted.
-        want, seen, err = len(self.pids), 0, b""
+        # Raw reads of the pipe: a buffered readline() could take several
+        # lines at once and leave select() waiting for bytes already read.
+        fd = self.proc.stderr.fileno()
+        want, err = len(self.pids), b""
         deadline = time.monotonic() + ATTACH_TIMEOUT
-        while seen < want:
+        while err.count(b" attached") < want:
             left = deadline - time.monotonic()
-            ready = select.select([self.proc.stderr], [], [], max(0, left))[0] if left > 0 else []
+            ready = select.select([fd], [], [], max(0, left))[0] if left > 0 else []
             if not ready:
                 self._end()
                 raise RuntimeError("strace did not attach to %s within %d s: %s"
                                    % (self.pids, ATTACH_TIMEOUT, err.decode(errors="replace")))
-            line = self.proc.stderr.readline()
-            if not line:
+            chunk = os.read(fd, 4096)
+            if not chunk:
                 self._end()
                 raise RuntimeError("strace exited: %s" % err.decode(errors="replace"))
-            err += line
-            if b" attached" in line:
-                seen += 1
+            err += chunk
         return self
 
     def __exit__(self, *exc):
