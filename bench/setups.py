@@ -1,6 +1,6 @@
 """What runs on the gateway in each compared set-up.
 
-Each set-up gets a fresh lab (regress/linux/lab.py) of the right kind, so no
+Each set-up gets a fresh lab (regress/linux/ftplab/lab.py) of the right kind, so no
 state (conntrack entries, nftables tables, TIME_WAIT sockets) carries over
 from one to the next:
 
