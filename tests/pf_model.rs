@@ -2,7 +2,8 @@
 //! model of the pf kernel (`pf_model/kernel.rs`).
 //!
 //! Needs pf bindings on this host: `PF_SYSROOT=<OpenBSD header sysroot>
-//! cargo test --test pf_model`. With `PF_TRACE_DIR=DIR` every scenario
+//! cargo test --test pf_model`; without them this file holds no test (make
+//! regress's `pf-model` target then says SKIP and why). With `PF_TRACE_DIR=DIR` every scenario
 //! writes `DIR/<scenario>.trace` for regress/pf-decode.py: a `pinhole` line
 //! with what the test itself knows of the negotiation, then one line per
 //! ioctl (`NAME <argument bytes after the call, hex>`, and ` errno=N` when
@@ -18,11 +19,6 @@
 //! match the rules and create their one state, that pledge(2)'s `pf`
 //! promise admits every ioctl issued after start-up, and any check of
 //! pf_ioctl.c the model leaves out (interfaces, tables, route-to, af-to).
-
-#[cfg(not(ftp_proxy_pf_bindings))]
-#[test]
-#[ignore = "no pf bindings on this host: set PF_SYSROOT to an OpenBSD header sysroot"]
-fn pf_model_skipped_without_pf_sysroot() {}
 
 #[cfg(ftp_proxy_pf_bindings)]
 #[path = "pf_model/harness.rs"]
