@@ -40,6 +40,7 @@ import accounting  # noqa: E402
 from ftplab import daemon as daemonmod  # noqa: E402
 import measures  # noqa: E402
 from ftplab import procs  # noqa: E402
+from ftplab import procstat  # noqa: E402
 import report  # noqa: E402
 import server  # noqa: E402
 import setups as setupmod  # noqa: E402
@@ -180,7 +181,6 @@ def pin(server_pid, proxy_pid):
     still busy (a vsftpd process exiting after its 221) and the daemon
     waits for that CPU; the timelines show it. An experiment: the
     benchmark's figures are made without it."""
-    import procstat
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise RuntimeError("--pin needs two CPUs or more")
