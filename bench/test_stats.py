@@ -36,17 +36,20 @@ def test_paired_ratios_skip_passes_one_side_lacks_and_zero_denominators():
 
 
 def test_paired_ratio_differs_from_ratio_of_medians():
-    # The helper's quiet pass (1) and the daemon's (2) are different
-    # passes: a ratio of medians would say 1.0, every pass says 0.8.
+    # Two passes of three say 0.8; in the other the helper ran slow. The
+    # medians of the two sides come from different passes (the daemon's
+    # 100, the helper's 62.5), so their ratio says 1.6, the paired one 0.8.
     r = Results()
-    for p, (this, helper) in enumerate([(80, 100), (160, 200), (40, 50)]):
+    for p, (this, helper) in enumerate([(100, 125), (100, 60), (50, 62.5)]):
         r.add(THIS, "small sessions/s PASV", [this], pass_no=p)
         r.add(HELPER, "small sessions/s PASV", [helper], pass_no=p)
     sp = r.paired(THIS, HELPER, "small sessions/s PASV")
-    assert [round(v, 6) for v in sp.values] == [0.8, 0.8, 0.8]
-    assert str(sp) == "0.80"
-    assert r.get(THIS, "small sessions/s PASV").median / \
-        r.get(HELPER, "small sessions/s PASV").median == 0.8
+    assert [round(v, 6) for v in sp.values] == [0.8, 1.666667, 0.8]
+    assert str(sp) == "0.80 (0.80–1.67)"
+    of_medians = r.get(THIS, "small sessions/s PASV").median / \
+        r.get(HELPER, "small sessions/s PASV").median
+    assert of_medians == 1.6
+    assert round(sp.median, 6) != round(of_medians, 6)
 
 
 def test_ratio_to_direct_has_median_and_range():
