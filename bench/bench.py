@@ -450,16 +450,17 @@ def output(args, cfg, results, elapsed, timelines=None):
             say("  " + p)
     if costs:
         say("")
-        say("The proxies' own costs (independent of the machine's load):")
+        say(report.COSTS_TITLE + ":")
         for c in costs:
             say("  " + c)
     if added:
         say("")
-        say("Latency added to a NOOP round trip over direct routing (difference of medians):")
-        for setup, q, us in added:
-            say("  %-22s %-6s %+8.1f us" % (setup, q, us))
-            results.note("NOOP round trip %s, %s: %+.1f us over direct routing"
-                         % (q, setup, us))
+        say("Latency added to a NOOP round trip over direct routing, paired per pass "
+            "(median (min–max) of the per-pass differences):")
+        for setup, q, sp in added:
+            say("  %-22s %-6s %s us" % (setup, q, sp.format("%+.1f")))
+            results.note("NOOP round trip %s, %s: %s us over direct routing, paired per pass"
+                         % (q, setup, sp.format("%+.1f")))
     say("")
     say("Targets%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
     for t in targets:

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 import syscalls  # noqa: E402
 import timeline  # noqa: E402
-from results import Results, Spread, paired_ratios  # noqa: E402
+from results import Results, Spread, paired_differences, paired_ratios  # noqa: E402
 
 THIS, HELPER, DIRECT = "ftp-proxy (this)", "conntrack helper", "direct routing"
 
@@ -63,6 +63,25 @@ def test_ratio_to_direct_has_median_and_range():
     r.add(THIS, "n", [1], ratio=False)
     assert r.ratio(r.get(THIS, "n")) is None
     assert Spread([2.0]).__str__() == "2.00"
+
+
+def test_added_latency_is_paired_per_pass():
+    # Each side's median comes from a different pass (the daemon's from
+    # pass 1, direct routing's from pass 2): their difference says +20 us,
+    # the per-pass differences +40, +10, +30, median +30.
+    r = Results()
+    for p, (this, direct) in enumerate([(100, 60), (110, 100), (120, 90)]):
+        r.add(THIS, "NOOP round trip, median (us)", [this], pass_no=p)
+        r.add(DIRECT, "NOOP round trip, median (us)", [direct], pass_no=p)
+    assert paired_differences(r.get(THIS, "NOOP round trip, median (us)").by_pass(),
+                              r.get(DIRECT, "NOOP round trip, median (us)").by_pass()) == \
+        [40, 10, 30]
+    [(setup, q, sp)] = report.added_latency(r)
+    assert (setup, q) == (THIS, "median")
+    assert sp.format("%+.1f") == "+30.0 (+10.0–+40.0)"
+    assert r.get(THIS, "NOOP round trip, median (us)").median - \
+        r.get(DIRECT, "NOOP round trip, median (us)").median == 20 != sp.median
+    assert Spread([5.0, 5.0]).format("%+.1f") == "+5.0"
 
 
 def test_json_keeps_the_pass_of_every_value():
