@@ -340,10 +340,6 @@ class HaLab(labmod.Lab):
                      % (labmod.ADMIN_TABLE, labmod.ADMIN_TABLE, self.admin_rules()),
                      ns=g.gateway)
 
-    def ns(self, role):
-        return {"client": self.client, "server": self.server, "a": self.hosts["a"].gateway,
-                "b": self.hosts["b"].gateway}[role]
-
     def master(self):
         """The gateway that holds the shared addresses, or None."""
         holders = [g for g in self.hosts.values() if g.has_shared()]

@@ -72,8 +72,7 @@ def pytest_collection_modifyitems(session, config, items):
     keep, drop = [], []
     for item in items:
         server = _param(item, "server")
-        proxy_only = getattr(item.cls, "PROXY_ONLY", True) and not \
-            getattr(item.function, "any_kind", False)
+        proxy_only = not getattr(item.function, "any_kind", False)
         if (server is not None and server not in wanted) or (kind != "proxy" and proxy_only):
             drop.append(item)
         else:
