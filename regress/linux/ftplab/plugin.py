@@ -223,9 +223,11 @@ def workdir():
 
 
 @pytest.fixture(scope="session")
-def lab(pytestconfig):
+def lab(pytestconfig, workdir):
     """The three namespaces, up for the whole run; at the end every process
-    still recorded is stopped by its PID and the namespaces are deleted."""
+    still recorded is stopped by its PID and the namespaces are deleted.
+    It takes workdir so that the work directory is deleted after that,
+    once no server or daemon of the lab runs in it."""
     the_lab = labmod.Lab(pytestconfig.getoption("kind"))
     try:
         the_lab.up()
