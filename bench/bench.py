@@ -15,7 +15,7 @@ over the passes and the ratio to direct routing paired per pass), the
 paired ratios of the daemon to the helper and to direct routing, the
 proxies' CPU time per small session and per round trip and their system
 calls per round trip, the latency each set-up adds to a control round
-trip, the targets, and the per-session timelines' round trips. A full run
+trip (paired per pass), the targets, and the per-session timelines' round trips. A full run
 writes bench/results/<date>.md, .svg and .json and timeline-<date>.md and
 .json there, and updates bench/README.md and the README's table.
 """

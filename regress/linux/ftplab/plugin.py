@@ -8,8 +8,9 @@ Fixtures, from the widest scope down:
             time, kept for as long as consecutive cases want them)
   class     setup_daemons: the daemons of the class's SETUP (a name in
             context.SETUPS), started once for the class's cases
-  module    env: a hostile, faults or load module's own daemons and server
-            (each module defines it with group_env below)
+  module    env: a hostile, faults, load or fd-exhaustion module's own
+            daemons and server (each module defines it with group_env
+            below); test_ha.py's env is its own two-gateway lab
   function  ctx (a netns case's view, its failure notes), trial (a hostile,
             faults or load case's view)
 
