@@ -15,7 +15,7 @@ over the passes and the ratio to direct routing paired per pass), the
 paired ratios of the daemon to the helper and to direct routing, the
 proxies' CPU time per small session and per round trip and their system
 calls per round trip, the latency each set-up adds to a control round
-trip, the targets, and the per-session timelines' round trips. A full run
+trip (paired per pass), the targets, and the per-session timelines' round trips. A full run
 writes bench/results/<date>.md, .svg and .json and timeline-<date>.md and
 .json there, and updates bench/README.md and the README's table.
 """
@@ -40,6 +40,7 @@ import accounting  # noqa: E402
 from ftplab import daemon as daemonmod  # noqa: E402
 import measures  # noqa: E402
 from ftplab import procs  # noqa: E402
+from ftplab import procstat  # noqa: E402
 import report  # noqa: E402
 import server  # noqa: E402
 import setups as setupmod  # noqa: E402
@@ -180,7 +181,6 @@ def pin(server_pid, proxy_pid):
     still busy (a vsftpd process exiting after its 221) and the daemon
     waits for that CPU; the timelines show it. An experiment: the
     benchmark's figures are made without it."""
-    import procstat
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise RuntimeError("--pin needs two CPUs or more")
@@ -200,13 +200,15 @@ class Active:
 def bring_up(setup, index, cfg, results, workdir, big, pass_no):
     """A set-up in a lab of its own (namespaces named after index, so that
     every set-up's lab exists at once), with its server; None if it failed,
-    noted."""
+    noted. Whatever stops it half-way, Overtime included, the lab is torn
+    down before the exception goes on."""
     lab = setupmod.BenchLab(setup.lab_kind, index)
     # A directory of its own each time: the timelines bring set-ups up again
     # after the passes, with pass numbers that start over.
     sdir = tempfile.mkdtemp(dir=workdir, prefix="%s-%d-" % (setup.name, pass_no))
     os.chmod(sdir, 0o755)
     srv = None
+    active = None
     try:
         lab.up()
         note_mtu(lab)
@@ -224,23 +226,47 @@ def bring_up(setup, index, cfg, results, workdir, big, pass_no):
         if cfg.pin:
             pin(srv.proc.pid, setup.pid())
         ctx = measures.Context(lab, setup, cfg, results, big[1], cfg.size, say, pass_no, sdir)
-        return Active(setup, lab, srv, ctx)
+        active = Active(setup, lab, srv, ctx)
+        return active
     except Exception as e:
         results.note(failed(setup) + "%s: %s" % (setup.title, str(e).splitlines()[0][:300]))
         say("# %s: set-up failed: %s" % (setup.title, e))
         traceback.print_exc()
-        tear_down(setup, lab, srv, results)
         return None
+    finally:
+        if active is None:
+            tear_down(setup, lab, srv, results)
 
 
 def tear_down(setup, lab, srv, results):
+    """The set-up and its server stopped (a failure noted), then the lab's
+    namespaces deleted whatever happened before: an exception that is not
+    an Exception (Overtime, SystemExit) goes on only after that."""
     try:
-        setup.stop()
-    except Exception as e:
-        results.note(failed(setup) + "%s: %s" % (setup.title, e))
-    if srv:
-        srv.stop()
-    lab.down()
+        try:
+            setup.stop()
+        except Exception as e:
+            results.note(failed(setup) + "%s: %s" % (setup.title, e))
+        if srv:
+            try:
+                srv.stop()
+            except Exception as e:
+                results.note(failed(setup) + "%s, stopping its server: %s" % (setup.title, e))
+    finally:
+        lab.down()
+
+
+def tear_down_all(actives, results):
+    """tear_down() for each; an exception from one (Overtime) is raised
+    again once every lab is down."""
+    pending = None
+    for a in actives:
+        try:
+            tear_down(a.setup, a.lab, a.srv, results)
+        except BaseException as e:
+            pending = pending or e
+    if pending is not None:
+        raise pending
 
 
 def steps(cfg, pass_no, example):
@@ -295,8 +321,7 @@ def run_pass(chosen, cfg, results, workdir, big, example, pass_no, broken):
                     say("#   %-20s %-22s FAILED: %s" % (a.setup.name, what, msg))
                     results.note(failed(a.setup) + msg)
     finally:
-        for a in active:
-            tear_down(a.setup, a.lab, a.srv, results)
+        tear_down_all(active, results)
 
 
 def main():
@@ -380,8 +405,8 @@ def run_timeline(cfg, chosen, results, workdir, big):
         rounds.append(setup)     # a directory of its own for each lab brought up
         return bring_up(setup, index, cfg, results, workdir, big, len(rounds))
 
-    def down(active):
-        tear_down(active.setup, active.lab, active.srv, results)
+    def down(actives):
+        tear_down_all(actives, results)
     tl = timeline_run.run(chosen, cfg, up, down, say)
     for f in tl.failures:
         results.note("failed: timeline, " + f)
@@ -397,7 +422,6 @@ def output(args, cfg, results, elapsed, timelines=None):
     os.makedirs(out, exist_ok=True)
     stem = when.strftime("%Y-%m-%d") + ("-quick" if cfg.quick else "")
     if timelines:
-        import timeline_run
         timelines.write(out, "timeline-" + stem)
     if args.timeline:
         say("")
@@ -426,16 +450,17 @@ def output(args, cfg, results, elapsed, timelines=None):
             say("  " + p)
     if costs:
         say("")
-        say("The proxies' own costs (independent of the machine's load):")
+        say(report.COSTS_TITLE + ":")
         for c in costs:
             say("  " + c)
     if added:
         say("")
-        say("Latency added to a NOOP round trip over direct routing (difference of medians):")
-        for setup, q, us in added:
-            say("  %-22s %-6s %+8.1f us" % (setup, q, us))
-            results.note("NOOP round trip %s, %s: %+.1f us over direct routing"
-                         % (q, setup, us))
+        say("Latency added to a NOOP round trip over direct routing, paired per pass "
+            "(median (min–max) of the per-pass differences):")
+        for setup, q, sp in added:
+            say("  %-22s %-6s %s us" % (setup, q, sp.format("%+.1f")))
+            results.note("NOOP round trip %s, %s: %s us over direct routing, paired per pass"
+                         % (q, setup, sp.format("%+.1f")))
     say("")
     say("Targets%s:" % (" — quick mode, not meaningful" if cfg.quick else ""))
     for t in targets:

@@ -33,8 +33,7 @@ class Fail(Exception):
 class Context:
     """What a measurement needs: the lab, the set-up, the sizes, the results."""
 
-    def __init__(self, lab, setup, cfg, results, big_sha, big_size, log, pass_no=0,
-                 workdir=None):
+    def __init__(self, lab, setup, cfg, results, big_sha, big_size, log, pass_no, workdir):
         self.lab, self.setup, self.cfg, self.results = lab, setup, cfg, results
         self.big_sha, self.big_size = big_sha, big_size
         self.log = log
@@ -231,7 +230,9 @@ def noop(ctx):
             ctx.add("proxy CPU per NOOP round trip (us)", [(after - before) / len(s) * 1e6],
                     ratio=False)
         if ctx.setup.account and ctx.cfg.syscall_count and syscalls.available():
-            out = os.path.join(ctx.workdir or "/tmp", "strace-c-%s-%d.txt"
+            # The set-up's own directory: never a predictable name in a
+            # shared /tmp, where another user could plant a link for root.
+            out = os.path.join(ctx.workdir, "strace-c-%s-%d.txt"
                                % (ctx.setup.name, ctx.pass_no))
             with syscalls.Count(ctx.setup.account.pids(), out) as count:
                 n = len(_phase(client, ctx.cfg.syscall_count))

@@ -15,6 +15,8 @@ from results import BASELINE
 
 THIS = "ftp-proxy (this)"
 HELPER = "conntrack helper"
+COSTS_TITLE = ("The proxies' own costs (less sensitive to load than rates; system-call "
+               "counts are exact)")
 COLUMNS = ("set-up", "metric", "median", "min", "max",
            "ratio to direct, per pass: median (min–max)")
 
@@ -105,7 +107,7 @@ def markdown(results, machine, targets, title, svg_name=None, elapsed=None, pair
         parts += ["## Paired ratios (per pass: median (min–max))", ""] + \
             ["- " + p for p in paired] + [""]
     if costs:
-        parts += ["## The proxies' own costs (independent of the machine's load)", ""] + \
+        parts += ["## " + COSTS_TITLE, ""] + \
             ["- " + c for c in costs] + [""]
     parts += ["## Every figure", "", markdown_table(results), ""]
     if targets:
@@ -268,16 +270,17 @@ def _spread(results, setup, metric):
 
 
 def added_latency(results):
-    """The latency each set-up adds to a NOOP round trip over direct routing."""
+    """The latency each set-up adds to a NOOP round trip over direct
+    routing, paired per pass as the ratios are: [(set-up, "median" or
+    "p99", Spread of the per-pass differences in µs)]."""
     out = []
     for setup in results.setups():
         if setup == BASELINE:
             continue
         for q in ("median", "p99"):
-            metric = "NOOP round trip, %s (us)" % q
-            row, base = results.get(setup, metric), results.get(BASELINE, metric)
-            if row and base:
-                out.append((setup, q, row.median - base.median))
+            sp = results.paired_difference(setup, BASELINE, "NOOP round trip, %s (us)" % q)
+            if sp is not None:
+                out.append((setup, q, sp))
     return out
 
 

@@ -2,7 +2,7 @@
 value of every repeated run and the pass it came from, summarised as
 median, minimum and maximum.
 
-Ratios between set-ups are paired: every pass measures each set-up back to
+Ratios (and differences) between set-ups are paired: every pass measures each set-up back to
 back, so a ratio is taken within a pass (this set-up's value over the other
 set-up's value in the same pass) and the table gives the median and the
 range of those per-pass ratios. A ratio of medians would mix a quiet pass
@@ -18,7 +18,8 @@ BASELINE = "direct routing"
 
 
 def percentile(values, q):
-    """Nearest-rank percentile (q in 0..1) of a non-empty list."""
+    """The q-th quantile (q in 0..1) of a non-empty list: the sorted value
+    at index round(q * (n - 1)), no interpolation between neighbours."""
     s = sorted(values)
     return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
 
@@ -35,6 +36,13 @@ def paired_ratios(a, b):
     return out
 
 
+def paired_differences(a, b):
+    """Per-pass differences a - b of two {pass: [values]} maps, as
+    paired_ratios: one for every pass both measured, from each side's
+    median in that pass."""
+    return [statistics.median(a[p]) - statistics.median(b[p]) for p in sorted(set(a) & set(b))]
+
+
 class Spread:
     """Median, minimum and maximum of a non-empty list of numbers."""
 
@@ -44,10 +52,15 @@ class Spread:
         self.min = min(self.values)
         self.max = max(self.values)
 
-    def __str__(self):
+    def format(self, fmt="%.2f"):
+        """"median (min–max)", each with fmt; the median alone when the
+        range is a single value."""
         if len(self.values) == 1 or self.min == self.max:
-            return "%.2f" % self.median
-        return "%.2f (%.2f–%.2f)" % (self.median, self.min, self.max)
+            return fmt % self.median
+        return "%s (%s–%s)" % (fmt % self.median, fmt % self.min, fmt % self.max)
+
+    def __str__(self):
+        return self.format()
 
 
 class Row:
@@ -127,6 +140,16 @@ class Results:
             return None
         ratios = paired_ratios(a.by_pass(), b.by_pass())
         return Spread(ratios) if ratios else None
+
+    def paired_difference(self, setup, other, metric):
+        """Spread of setup's per-pass differences from other for metric
+        (setup's value minus other's in the same pass), or None when no
+        pass measured both."""
+        a, b = self.get(setup, metric), self.get(other, metric)
+        if a is None or b is None:
+            return None
+        diffs = paired_differences(a.by_pass(), b.by_pass())
+        return Spread(diffs) if diffs else None
 
     def ratio(self, row):
         """Spread of row's per-pass ratios to direct routing, the same metric."""

@@ -49,7 +49,7 @@ def evaluate(results, cfg):
     if row is None:
         missing("system calls per NOOP round trip")
     else:
-        judge(round(row.median, 1) <= SYSCALLS_PER_ROUND_TRIP,
+        judge(row.median <= SYSCALLS_PER_ROUND_TRIP,
               "system calls per NOOP round trip %.2f, max %.2f (<= %d)"
               % (row.median, row.max, SYSCALLS_PER_ROUND_TRIP))
     row = results.get(THIS, "pinhole install, median (us)")

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
 import syscalls  # noqa: E402
 import timeline  # noqa: E402
-from results import Results, Spread, paired_ratios  # noqa: E402
+from results import Results, Spread, paired_differences, paired_ratios  # noqa: E402
 
 THIS, HELPER, DIRECT = "ftp-proxy (this)", "conntrack helper", "direct routing"
 
@@ -36,17 +36,20 @@ def test_paired_ratios_skip_passes_one_side_lacks_and_zero_denominators():
 
 
 def test_paired_ratio_differs_from_ratio_of_medians():
-    # The helper's quiet pass (1) and the daemon's (2) are different
-    # passes: a ratio of medians would say 1.0, every pass says 0.8.
+    # Two passes of three say 0.8; in the other the helper ran slow. The
+    # medians of the two sides come from different passes (the daemon's
+    # 100, the helper's 62.5), so their ratio says 1.6, the paired one 0.8.
     r = Results()
-    for p, (this, helper) in enumerate([(80, 100), (160, 200), (40, 50)]):
+    for p, (this, helper) in enumerate([(100, 125), (100, 60), (50, 62.5)]):
         r.add(THIS, "small sessions/s PASV", [this], pass_no=p)
         r.add(HELPER, "small sessions/s PASV", [helper], pass_no=p)
     sp = r.paired(THIS, HELPER, "small sessions/s PASV")
-    assert [round(v, 6) for v in sp.values] == [0.8, 0.8, 0.8]
-    assert str(sp) == "0.80"
-    assert r.get(THIS, "small sessions/s PASV").median / \
-        r.get(HELPER, "small sessions/s PASV").median == 0.8
+    assert [round(v, 6) for v in sp.values] == [0.8, 1.666667, 0.8]
+    assert str(sp) == "0.80 (0.80–1.67)"
+    of_medians = r.get(THIS, "small sessions/s PASV").median / \
+        r.get(HELPER, "small sessions/s PASV").median
+    assert of_medians == 1.6
+    assert round(sp.median, 6) != round(of_medians, 6)
 
 
 def test_ratio_to_direct_has_median_and_range():
@@ -60,6 +63,25 @@ def test_ratio_to_direct_has_median_and_range():
     r.add(THIS, "n", [1], ratio=False)
     assert r.ratio(r.get(THIS, "n")) is None
     assert Spread([2.0]).__str__() == "2.00"
+
+
+def test_added_latency_is_paired_per_pass():
+    # Each side's median comes from a different pass (the daemon's from
+    # pass 1, direct routing's from pass 2): their difference says +20 us,
+    # the per-pass differences +40, +10, +30, median +30.
+    r = Results()
+    for p, (this, direct) in enumerate([(100, 60), (110, 100), (120, 90)]):
+        r.add(THIS, "NOOP round trip, median (us)", [this], pass_no=p)
+        r.add(DIRECT, "NOOP round trip, median (us)", [direct], pass_no=p)
+    assert paired_differences(r.get(THIS, "NOOP round trip, median (us)").by_pass(),
+                              r.get(DIRECT, "NOOP round trip, median (us)").by_pass()) == \
+        [40, 10, 30]
+    [(setup, q, sp)] = report.added_latency(r)
+    assert (setup, q) == (THIS, "median")
+    assert sp.format("%+.1f") == "+30.0 (+10.0–+40.0)"
+    assert r.get(THIS, "NOOP round trip, median (us)").median - \
+        r.get(DIRECT, "NOOP round trip, median (us)").median == 20 != sp.median
+    assert Spread([5.0, 5.0]).format("%+.1f") == "+5.0"
 
 
 def test_json_keeps_the_pass_of_every_value():

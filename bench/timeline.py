@@ -13,7 +13,7 @@ Sources, all on the wall clock (CLOCK_REALTIME), so they merge:
 A session starts with the client's SYN to port 21. Every event is named by
 where it was seen and what it was ("c>gw PASV" a PASV from the client
 reaching the gateway, "gw>s PASV" leaving toward the server, "daemon
-netlink ack"), numbered when a session has several ("#2"). The summary
+nft answers (2)"), numbered when a session has several ("#2"). The summary
 orders the events by their median offset in the session and gives the
 median gap from the one before; the round trips give, per command, the
 client's wait (command in, reply out, on the client's side) and the

@@ -60,7 +60,7 @@ class Capture:
             return timeline.parse_pcap(f.read())
 
 
-def packets_rounds(actives, passive, cfg, tag, say):
+def packets_rounds(actives, passive, cfg, tag):
     """The packets-only timelines of every set-up, in rounds: each round
     runs a few sessions through each set-up in turn (the order reversed
     every other round), so that the machine's changing load falls on all
@@ -130,8 +130,9 @@ class Timelines:
             json.dump(self.data, f, indent=1)
 
 
-def run(chosen, cfg, bring_up, tear_down, say):
-    """Every timeline: a Timelines."""
+def run(chosen, cfg, bring_up, tear_down_all, say):
+    """Every timeline: a Timelines. tear_down_all(actives) takes every lab
+    down, whatever happened."""
     wanted = [s for s in chosen if s.name in SETUPS]
     data, failures, summary = {}, [], []
     md = ["# Per-session timelines", "",
@@ -156,7 +157,7 @@ def run(chosen, cfg, bring_up, tear_down, say):
             timelines = []
             try:
                 say("# timelines: %s, %s" % (mode, ", ".join(a.setup.name for a in actives)))
-                got = packets_rounds(actives, passive, cfg, mode, say)
+                got = packets_rounds(actives, passive, cfg, mode)
                 for a in actives:
                     sess, packets = got[a.setup.name]
                     timelines.append((a.setup.title, sess, packets))
@@ -186,8 +187,7 @@ def run(chosen, cfg, bring_up, tear_down, say):
             summary += table
             md += ["## %s" % mode, ""] + table + sections
     finally:
-        for a in actives:
-            tear_down(a)
+        tear_down_all(actives)
     return Timelines("\n".join(md), "\n".join(summary).rstrip(), data, failures)
 
 

@@ -105,7 +105,6 @@ group() {
 			python3 python3-pytest lftp curl vsftpd
 		unpack proftpd-core usr/sbin/proftpd
 		unpack pure-ftpd usr/sbin/pure-ftpd
-		install python3-pytest
 		;;
 	kernel)	install nftables iproute2 conntrack util-linux ;;
 	man)	install mandoc ;;

@@ -9,7 +9,14 @@ The daemon must then use its reserve descriptor to accept the waiting
 client, answer the 421 of ftp-proxy(8) and close, instead of leaving the
 client unanswered in the backlog; and once the held sessions end, a new
 session must work by itself, under the same lowered limit, with a file
-transferred intact.
+transferred intact. No descriptor may leak on the way: the reserve is
+taken back after each refusal, and once the held sessions and the
+recovery transfer are over the daemon holds exactly the descriptors it
+held before the sessions began.
+
+The module is a group like the hostile and load ones (plugin.group_env):
+its own daemon and vsftpd, the pinhole watch, every case ending with the
+common checks, and SIGTERM at the end: exit 0, table gone.
 """
 
 import hashlib
@@ -19,16 +26,20 @@ import tempfile
 import pytest
 
 from ftplab import clients
-from ftplab import daemon as daemonmod
 from ftplab import procs
 from ftplab import servers
+from ftplab.evil_client import Client
+from ftplab.plugin import group_env
+from ftplab.replies import FD_EXHAUSTED
 
 HELD = 3
 FILE_NAME = "data.bin"
 FILE_SIZE = 256 * 1024 + 7
-REFUSAL = "421 Proxy out of file descriptors, try again later."
 # "At once": the old daemon retried every second and never answered.
 ANSWER_WITHIN = 2.0
+# How long the daemon may take to close a session's descriptors, or to
+# take its reserve back, after the client has seen the close.
+SETTLE = 10
 
 
 def nofile(pid):
@@ -69,24 +80,27 @@ def lowest_free(fds):
     return n
 
 
-@pytest.fixture(scope="module")
-def fd_env(lab, workdir, logdir, binary):
-    """The run's lab with a vsftpd and a daemon of this module's own."""
-    if not servers.available("vsftpd"):
-        pytest.skip("vsftpd not installed (regress/linux/install-deps.sh)")
-    data = os.urandom(FILE_SIZE)
-    server = servers.make("vsftpd", lab, tempfile.mkdtemp(dir=workdir, prefix="vsftpd-fd"),
-                          {FILE_NAME: data}).start()
-    d = None
+def wait_descriptors(t, pid, expected, when):
+    """Wait (bounded) until the daemon holds exactly the descriptors
+    expected; fail naming the ones leaked or lost."""
     try:
-        d = daemonmod.Daemon(lab, 4, options=["-m", "20"], logdir=logdir,
-                             name="ftp-proxy-fd", binary=binary).start()
-        yield lab, d, server, workdir, hashlib.sha256(data).hexdigest()
-        assert d.stop() == 0, "daemon did not exit 0 on SIGTERM:\n" + d.log_tail()
-    finally:
-        if d is not None and d.alive():
-            d.stop()
-        server.stop()
+        procs.wait_for(lambda: set(open_descriptors(pid)) == expected, SETTLE,
+                       what="the daemon's descriptors back " + when)
+    except TimeoutError:
+        now = set(open_descriptors(pid))
+        raise AssertionError("descriptors %s: leaked %s, lost %s" % (
+            when, sorted(now - expected), sorted(expected - now)))
+
+
+def start_group(env):
+    if not servers.available("vsftpd"):
+        pytest.skip("vsftpd not installed (regress/linux/install-deps.sh netns)")
+    data = os.urandom(FILE_SIZE)
+    env.sha = hashlib.sha256(data).hexdigest()
+    env.server = servers.make("vsftpd", env.lab,
+                              tempfile.mkdtemp(dir=env.workdir, prefix="vsftpd-fd"),
+                              {FILE_NAME: data}).start()
+    env.start_daemon(4, ["-m", "20"])
 
 
 def hold_session(lab, host, port):
@@ -96,49 +110,74 @@ def hold_session(lab, host, port):
     return c
 
 
-def greet(lab, host, port):
-    out = clients.ftpc(lab, "greet", host, port, wait=10)
-    assert "error" not in out, "client: %s" % out.get("error")
-    return out
+def out_of_descriptors(t):
+    d = t.daemons[4]
+    pid = d.pid
+    host, port = t.lab.ftp_target(4)
+    idle = set(open_descriptors(pid))
+    held = []
 
-
-def test_out_of_descriptors_refuses_at_once_and_recovers(fd_env):
-    lab, d, server, workdir, data_sha = fd_env
-    host, port = lab.ftp_target(4)
-    held = [hold_session(lab, host, port) for _ in range(HELD)]
-    try:
-        soft, hard = nofile(d.pid)
-        limit = lowest_free(open_descriptors(d.pid))
-        set_nofile(d.pid, limit, hard)
-
-        # Twice: the second refusal shows the reserve was taken back.
-        for attempt in (1, 2):
-            out = greet(lab, host, port)
-            assert out["lines"] == [REFUSAL], \
-                "client %d got %s, expected the 421 (daemon log:\n%s)" % (
-                    attempt, out["lines"], d.log_tail())
-            assert out["closed"], "connection not closed after the 421"
-            assert out["elapsed"] < ANSWER_WITHIN, \
-                "421 after %.1f s, not at once" % out["elapsed"]
-        assert d.alive(), "daemon died:\n" + d.log_tail()
-        assert nofile(d.pid)[0] == limit
-
-        # The held sessions are untouched by the refusals.
-        for c in held:
-            result = c.finish(30)
-            assert result.get("noop", "").startswith("200"), \
-                "held session broken: %s" % result
-    finally:
+    def end_held():
         for c in held:
             c.kill()
+    t.closers.append(end_held)
+    for _ in range(HELD):
+        held.append(hold_session(t.lab, host, port))
+    soft, hard = nofile(pid)
+    limit = lowest_free(open_descriptors(pid))
+    set_nofile(pid, limit, hard)
+    t.closers.append(lambda: d.alive() and set_nofile(pid, soft, hard))
+    t.say("%d descriptors idle; with %d sessions held the limit lowered to %d"
+          % (len(idle), HELD, limit))
+
+    # Twice: the second refusal shows the reserve was taken back.
+    for attempt in (1, 2):
+        c = Client(t.lab)
+        t.closers.append(c.close)
+        assert c.wait_closed(ANSWER_WITHIN + 5), \
+            "client %d: still open; got %r (daemon log:\n%s)" % (attempt, c.data, d.log_tail())
+        assert c.data == FD_EXHAUSTED, "client %d got %r, expected %r" % (
+            attempt, c.data, FD_EXHAUSTED)
+        assert c.closed_at < ANSWER_WITHIN, \
+            "421 and close after %.1f s, not at once" % c.closed_at
+        # The reserve is open again: every descriptor below the limit taken.
+        procs.wait_for(lambda: lowest_free(open_descriptors(pid)) == limit, SETTLE,
+                       what="the reserve descriptor taken back after refusal %d" % attempt)
+        t.say("client %d: %r, closed after %.3f s; the reserve taken back"
+              % (attempt, c.data, c.closed_at))
+    assert d.alive(), "daemon died:\n" + d.log_tail()
+    assert nofile(pid)[0] == limit
+
+    # The held sessions are untouched by the refusals.
+    for c in held:
+        result = c.finish(30)
+        assert result.get("noop", "").startswith("200"), "held session broken: %s" % result
+    end_held()
+    wait_descriptors(t, pid, idle, "after the held sessions")
 
     # Under the same lowered limit, the freed descriptors serve again.
-    procs.wait_for(lambda: lowest_free(open_descriptors(d.pid)) <= limit - 2,
-                   10, what="the held sessions' descriptors to be freed")
-    local = os.path.join(workdir, "got.bin")
-    r = clients.transfer(lab, "explicit", 4, "EPSV", "get", FILE_NAME, local,
+    local = os.path.join(t.workdir, "got-fd.bin")
+    r = clients.transfer(t.lab, "explicit", 4, "EPSV", "get", FILE_NAME, local,
                          target=(host, port), timeout=20)
     assert r.ok, "transfer after recovery failed: %s\n%s" % (r.error, d.log_tail())
-    assert servers.sha256_file(local) == data_sha, "file arrived damaged"
-    assert nofile(d.pid)[0] == limit
-    set_nofile(d.pid, soft, hard)
+    assert servers.sha256_file(local) == t.env.sha, "file arrived damaged"
+    os.unlink(local)
+    assert nofile(pid)[0] == limit
+    wait_descriptors(t, pid, idle, "after the recovery transfer")
+    t.say("after the held sessions and the recovery transfer: the same %d descriptors "
+          "as before them" % len(idle))
+
+
+@pytest.fixture(scope="module")
+def env(lab, binary, logdir, workdir, quick):
+    yield from group_env("fd-exhaustion", lab, binary, logdir, workdir, quick, start_group)
+
+
+def test_out_of_descriptors_refuses_at_once_and_recovers(trial):
+    trial.run(out_of_descriptors)
+
+
+def test_sigterm_exit_0_table_gone(env):
+    """SIGTERM after the refusals: the daemon exits 0, its table gone."""
+    problems = env.stop_daemons()
+    assert not problems, "; ".join(problems)

@@ -19,24 +19,25 @@ one left it:
                 a fails again, b's ftp-proxy stopped beforehand and started
                 only once b is master: the downloads survive all the same
   nothing stale every pinhole ever added had an allowed shape, none is left
-                on either host, each ftp-proxy exits 0 on SIGTERM with its
-                table gone
+                on either host; each host's keepalived, ftp-proxy and
+                conntrackd exit 0 on SIGTERM, every table gone, keepalived's
+                VRRP child gone with its parent
 
 A gateway fails as ha.Gateway.crash() makes it: its links cut first, then
 its processes killed by PID, so that, as with a real crash, it sends
 nothing more (no FIN from its ftp-proxy, no priority-0 advertisement from
 keepalived) and the other learns of it only by the missing advertisements.
 
-Each move is measured (printed at the end): from the failure to the new
-master's VRRP state, to the copied states in its kernel, to the shared
-addresses on its links, to the first session accepted there; and how many
-downloads in flight survived.
+The run is bounded by the plugin's --max-seconds (make ha passes 300).
+Each move is measured (printed at the end of the run with the other
+figures): from the failure to the new master's VRRP state, to the copied
+states in its kernel, to the shared addresses on its links, to the first
+session accepted there; and how many downloads in flight survived.
 """
 
 import hashlib
 import os
 import shutil
-import signal
 import tempfile
 import time
 
@@ -63,77 +64,65 @@ FLOWING = 256 << 10
 AFTER = BIG_SIZE // 3
 MOVE_TIMEOUT = 20
 TRANSFER_TIMEOUT = 60
-MAX_SECONDS = 240
 
 
 class Env:
-    def __init__(self, lab, workdir, logdir, files):
+    def __init__(self, lab, workdir, logdir, files, figures):
         self.lab = lab
         self.workdir = workdir
         self.logdir = logdir
         self.sha = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
         self.server = None
         self.watches = []
-        self.started = time.monotonic()
-        self.figures = []
+        self.figures = figures     # the run's, printed at its end (plugin.py)
 
     def host(self, name):
         return self.lab.hosts[name]
 
 
 @pytest.fixture(scope="module")
-def env(request):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces, nftables)")
+def env(binary, logdir, workdir, figures):
+    """The two-gateway lab, under the run's work directory, its logs in
+    <logdir>/ha. At the end every host is stopped in order: each process
+    must exit 0 (keepalived, conntrackd, any ftp-proxy still running, its
+    table gone); then the namespaces are deleted."""
     missing = [t for t in ("keepalived", "conntrackd", "conntrack", "nft", "vsftpd")
                if shutil.which(t) is None]
     if missing:
         pytest.skip("not installed: %s (regress/linux/install-deps.sh ha)" % " ".join(missing))
-    binary = daemonmod.default_binary()
-    assert os.access(binary, os.X_OK), "no %s (cargo build --release)" % binary
-    procs.start_run(MAX_SECONDS)
-    workdir = procs.work_dir("ftp-proxy-ha-")
-    logdir = procs.log_dir(os.environ.get("HA_LOGDIR"), "ftp-proxy-ha-log-")
+    started = time.monotonic()
+    hadir = procs.work_dir("ha-", workdir)
+    halog = os.path.join(logdir, "ha")
+    os.makedirs(halog, exist_ok=True)
     files = {BIG: os.urandom(BIG_SIZE), SMALL: os.urandom(SMALL_SIZE)}
-    lab = ha.HaLab(workdir, logdir, binary)
-    e = Env(lab, workdir, logdir, files)
+    lab = ha.HaLab(hadir, halog, binary)
+    e = Env(lab, hadir, halog, files, figures)
+    stopped = {}
     try:
         lab.up()
-        e.server = ha.RateLimitedVsftpd(lab, tempfile.mkdtemp(dir=workdir), files).start()
+        e.server = ha.RateLimitedVsftpd(lab, tempfile.mkdtemp(dir=hadir), files).start()
         lab.start_pair()
         for g in lab.hosts.values():
-            os.makedirs(os.path.join(logdir, g.name), exist_ok=True)
+            os.makedirs(os.path.join(halog, g.name), exist_ok=True)
             for family, d in g.daemons.items():
                 e.watches.append((g, family, pinwatch.Watch(
-                    g, family, d.table, os.path.join(logdir, g.name))))
+                    g, family, d.table, os.path.join(halog, g.name))))
         yield e
     finally:
-        signal.alarm(0)
         for _, _, w in e.watches:
             w.stop()
-        lab.stop_all_hosts()
-        if e.server is not None:
-            e.server.stop()
-        procs.stop_all()
-        lab.down()
-        shutil.rmtree(workdir, ignore_errors=True)
-        report(request, e)
-
-
-def report(request, e):
-    plugins = request.config.pluginmanager
-    tr = plugins.getplugin("terminalreporter")
-    capture = plugins.getplugin("capturemanager")
-    lines = ["", "ha: logs in %s; %.0f s" % (e.logdir, time.monotonic() - e.started)]
-    lines += ["ha: " + f for f in e.figures]
-    with open(os.path.join(e.logdir, "figures.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    if tr is None or capture is None:
-        print("\n".join(lines))
-        return
-    with capture.global_and_fixture_disabled():
-        for line in lines:
-            tr.write_line(line)
+        try:
+            stopped = lab.stop_all_hosts()
+        finally:
+            if e.server is not None:
+                e.server.stop()
+            lab.down()
+            figures["time/ha"] = "%.0f s" % (time.monotonic() - started)
+    problems = ["%s: %s exited %s after SIGTERM" % (name, what, status)
+                for name, (statuses, _) in sorted(stopped.items())
+                for what, status in sorted(statuses.items()) if status != 0]
+    problems += ["%s: %s" % (name, p) for name, (_, ps) in sorted(stopped.items()) for p in ps]
+    assert not problems, "; ".join(problems)
 
 
 # -- helpers --------------------------------------------------------------------
@@ -200,9 +189,9 @@ def move(env, old, new, standby_ftp_proxy=True):
     assert not copied_control, "control connections copied: %s" % copied_control[:3]
 
     if not standby_ftp_proxy:
-        for family, d in sorted(new.daemons.items()):
-            assert d.stop() == 0 and checks.wait_table_gone(new, *d.table)
+        problems = daemonmod.stop_checked(new.daemons)
         new.daemons = {}
+        assert not problems, "%s: %s" % (new, "; ".join(problems))
     failed_at = old.crash()
     before = [d.received for d in dls]
     # The new master: its notify script (state, commit done), the shared
@@ -215,15 +204,19 @@ def move(env, old, new, standby_ftp_proxy=True):
     if not standby_ftp_proxy:
         new.start_daemons()
         new_pids = {f: d.pid for f, d in new.daemons.items()}
-    attempts, why = 0, None
-    deadline = time.monotonic() + MOVE_TIMEOUT
-    while time.monotonic() < deadline and attempts < 20:
-        attempts += 1
-        ftp, why = ha.try_session(lab)
-        if ftp is not None:
-            session_at = time.time()
-            break
-    assert ftp is not None, "no session on %s after %d attempts: %s" % (new, attempts, why)
+    tried = {"attempts": 0, "why": None}
+
+    def session():
+        tried["attempts"] += 1
+        ftp, tried["why"] = ha.try_session(lab)
+        return ftp
+    try:
+        ftp = procs.wait_for(session, MOVE_TIMEOUT, interval=0.1, what="a session on %s" % new)
+    except TimeoutError:
+        raise AssertionError("no session on %s after %d attempts in %d s: %s"
+                             % (new, tried["attempts"], MOVE_TIMEOUT, tried["why"]))
+    session_at = time.time()
+    attempts = tried["attempts"]
     assert new.established() >= 1, "the new session is not on %s" % new
     ftp.quit()
     # The copied states are in the new master's kernel, mark included.
@@ -236,12 +229,12 @@ def move(env, old, new, standby_ftp_proxy=True):
         assert d.join(TRANSFER_TIMEOUT), "%s still running" % d
     survived = [d for d in dls if d.error is None and d.received == BIG_SIZE
                 and d.sha.hexdigest() == env.sha[BIG]]
-    env.figures.append(
-        "%s -> %s%s: MASTER after %.2f s, states in its kernel after %.2f s, shared "
+    env.figures["ha/%s -> %s%s" % (
+        old.name, new.name, "" if standby_ftp_proxy else " (its ftp-proxy started only then)")] = (
+        "MASTER after %.2f s, states in its kernel after %.2f s, shared "
         "addresses seen after %.2f s, first new session after %.2f s (%d attempt%s); "
         "in-flight downloads surviving: %d of %d" % (
-            old.name, new.name, "" if standby_ftp_proxy else
-            " (its ftp-proxy started only then)", master[1] - failed_at,
+            master[1] - failed_at,
             master[2] - failed_at, shared_at - failed_at, session_at - failed_at, attempts,
             "" if attempts == 1 else "s", len(survived), n))
     assert len(survived) == n, "lost: %s" % [
@@ -318,9 +311,9 @@ def test_restart_one_daemon_leaves_the_other_alone(env):
     dls = ha.downloads(env.lab, MODES, BIG)
     procs.wait_for(lambda: all(d.flowing(FLOWING) or d.done() for d in dls), MOVE_TIMEOUT,
                    what="every download flowing")
-    for family, d in sorted(a.daemons.items()):
-        assert d.stop() == 0, "a's ftp-proxy -%d exit status" % family
-        assert checks.wait_table_gone(a, *d.table)
+    problems = daemonmod.stop_checked(a.daemons)
+    a.daemons = {}
+    assert not problems, "a: %s" % "; ".join(problems)
     a.start_daemons()
     for d in dls:
         assert d.join(TRANSFER_TIMEOUT), "%s still running" % d
@@ -351,7 +344,9 @@ def test_nothing_stale(env):
         assert w.count_added(0) > 0, "%s -%d never saw a pinhole" % (g, family)
     for g in env.lab.hosts.values():
         no_pinholes(g)
-        for family, d in sorted(g.daemons.items()):
-            assert d.stop() == 0, "%s ftp-proxy -%d exit status" % (g, family)
-            assert checks.wait_table_gone(g, *d.table), "%s kept %s %s" % ((g,) + d.table)
-        g.daemons = {}
+    # Each host's orderly shutdown: keepalived, ftp-proxy and conntrackd
+    # exit 0 on SIGTERM, every table gone, no VRRP child left.
+    for name, (statuses, problems) in sorted(env.lab.stop_all_hosts().items()):
+        assert set(statuses) == {"keepalived", "conntrackd"}, (name, statuses)
+        assert all(s == 0 for s in statuses.values()), "%s: %s" % (name, statuses)
+        assert not problems, "%s: %s" % (name, "; ".join(problems))

@@ -55,14 +55,6 @@ def plain(conn):
         conn.serve()
 
 
-def after_login(fn):
-    """A script: banner and login like a normal server, then fn(conn)."""
-    def script(conn):
-        if conn.greet_and_login():
-            fn(conn)
-    return script
-
-
 def tail(c, n=2):
     return b"".join(l + b"\n" for l in c.lines()[-n:])
 

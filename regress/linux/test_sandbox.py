@@ -59,17 +59,6 @@ def proc_root(pid):
     return os.readlink("/proc/%d/root" % pid)
 
 
-def gone(pid):
-    """True once pid no longer runs (no such process, or a zombie nobody
-    has reaped yet: it is not ours to reap)."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            stat = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
-
-
 def set_subreaper(on):
     """PR_SET_CHILD_SUBREAPER: a daemon that forks and whose parent exits
     becomes our child, so we can reap it and read its exit status (the
@@ -88,7 +77,7 @@ def reap(pid, timeout):
         try:
             done, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            if gone(pid):
+            if procs.gone(pid):
                 return "exited"
         else:
             if done == pid:
@@ -331,7 +320,7 @@ def syslog_case(ctx):
         pid = wait_value(lambda: sink.pid_of("listening on"), EXIT_TIMEOUT,
                          "a 'listening on' line on the socket bound over /dev/log")
         ctx.note("daemon pid %d (from its syslog tag)" % pid)
-        assert not gone(pid), "PID %d from the syslog tag does not run" % pid
+        assert not procs.gone(pid), "PID %d from the syslog tag does not run" % pid
         assert ns_inode(pid, "mnt") == holder_ns, (
             "PID %d is not in the test's private mount namespace" % pid)
         assert ns_inode(pid, "net") == os.stat("/run/netns/" + ctx.lab.gateway).st_ino, (
@@ -347,7 +336,7 @@ def syslog_case(ctx):
                                       if " FTP session " in l and " started" in l],
                              EXIT_TIMEOUT, "the session's 'started' line from PID %d" % pid)
         ctx.note("after the chroot: %s" % started[0])
-        assert not gone(pid), "PID %d died during the transfer" % pid
+        assert not procs.gone(pid), "PID %d died during the transfer" % pid
         os.kill(pid, signal.SIGTERM)
         status = reap(pid, EXIT_TIMEOUT)
         assert status is not None, (

@@ -132,13 +132,7 @@ class Context:
     def stop_setup(self):
         """SIGTERM each daemon: it must exit 0 and take its table with it.
         Returns the problems, empty when all went well."""
-        problems = []
-        for family, d in sorted(self.daemons.items()):
-            status = d.stop()
-            if status != 0:
-                problems.append("ftp-proxy -%d exited %s after SIGTERM" % (family, status))
-            if not checks.wait_table_gone(self.lab, *d.table):
-                problems.append("table %s %s still there after the daemon exited" % d.table)
+        problems = daemonmod.stop_checked(self.daemons)
         self.daemons = {}
         self.setup = SETUPS["none"]
         return problems

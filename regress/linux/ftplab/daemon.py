@@ -97,3 +97,19 @@ class Daemon:
 
     def log_tail(self, n=20):
         return self.proc.log_tail(n) if self.proc else ""
+
+
+def stop_checked(daemons):
+    """SIGTERM each daemon of {family: Daemon}: it must exit 0 and take its
+    table with it. The table is awaited (bounded, checks.wait_table_gone):
+    the kernel drops an owned table when the daemon's netlink socket
+    closes, which may come a moment after the exit status. Returns the
+    problems, empty when all went well; the caller forgets the daemons."""
+    problems = []
+    for family, d in sorted(daemons.items()):
+        status = d.stop()
+        if status != 0:
+            problems.append("ftp-proxy -%d exited %s after SIGTERM" % (family, status))
+        if not checks.wait_table_gone(d.lab, *d.table):
+            problems.append("table %s %s still there after the daemon exited" % d.table)
+    return problems

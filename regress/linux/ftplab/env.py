@@ -8,7 +8,6 @@ gets SIGTERM and must exit 0 with its table gone.
 
 import os
 
-from . import checks
 from . import daemon as daemonmod
 from . import pinwatch
 
@@ -41,13 +40,7 @@ class Env:
 
     def stop_daemons(self):
         """SIGTERM each daemon; the problems (exit status, table left)."""
-        problems = []
-        for family, d in sorted(self.daemons.items()):
-            status = d.stop()
-            if status != 0:
-                problems.append("ftp-proxy -%d exited %s after SIGTERM" % (family, status))
-            if checks.nft_table(self.lab, *d.table) is not None:
-                problems.append("table %s %s still there after the daemon exited" % d.table)
+        problems = daemonmod.stop_checked(self.daemons)
         self.daemons = {}
         return problems
 

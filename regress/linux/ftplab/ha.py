@@ -98,6 +98,8 @@ class Gateway:
         self.state_file = os.path.join(self.dir, "vrrp-state")
         self.daemons = {}          # family -> daemon.Daemon
         self.keepalived = None
+        self.vrrp_pid = None       # keepalived's VRRP child, from its pid file
+        self.vrrp_pid_file = os.path.join(self.dir, "vrrp.pid")
         self.conntrackd = None
         self.boots = 0
         peer = "b" if name == "a" else "a"
@@ -141,13 +143,48 @@ class Gateway:
             raise RuntimeError("conntrackd on %s exited: %s" % (self.name, self.conntrackd.log_tail()))
 
     def start_keepalived(self):
+        """keepalived in the foreground (its PID is ours), and the PID of the
+        VRRP child it forks, read from the child's pid file: the child is
+        not ours, and it is stopped by that PID when it outlives its
+        parent."""
+        if os.path.exists(self.vrrp_pid_file):
+            os.unlink(self.vrrp_pid_file)
         self.keepalived = procs.Background(
             "keepalived-" + self.name,
             ["keepalived", "-n", "-l", "-D", "-G", "-P", "-f", self.ka_conf,
-             "-p", os.path.join(self.dir, "keepalived.pid"),
-             "-r", os.path.join(self.dir, "vrrp.pid")],
+             "-p", os.path.join(self.dir, "keepalived.pid"), "-r", self.vrrp_pid_file],
             ns=self.gateway,
             log_path=os.path.join(self.logdir, "keepalived-%s%d.log" % (self.name, self.boots)))
+
+        def vrrp_pid():
+            if not self.keepalived.alive():
+                return "exited"
+            try:
+                with open(self.vrrp_pid_file) as f:
+                    pid = int(f.read().split()[0])
+            except (FileNotFoundError, ValueError, IndexError):
+                return None
+            return pid if not procs.gone(pid) else None
+        found = procs.wait_for(vrrp_pid, START_TIMEOUT, what="keepalived's VRRP child on " + self.name)
+        if found == "exited":
+            raise RuntimeError("keepalived on %s exited: %s" % (self.name, self.keepalived.log_tail()))
+        self.vrrp_pid = found
+
+    def stop_keepalived(self, sig):
+        """keepalived (sig, bounded wait), then its VRRP child by PID if it
+        is still there (SIGKILL), until it is gone (bounded). Returns the
+        parent's exit status (None: it had to be killed)."""
+        status = self.keepalived.stop(sig, timeout=10)
+        self.keepalived = None
+        pid, self.vrrp_pid = self.vrrp_pid, None
+        if pid is not None and not procs.gone(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            procs.wait_for(lambda: procs.gone(pid), 10,
+                           what="keepalived's VRRP child %d on %s gone" % (pid, self.name))
+        return status
 
     def boot(self):
         """Links up, conntrackd, ftp-proxy, keepalived (in the order a
@@ -173,8 +210,7 @@ class Gateway:
             d.proc.stop(signal.SIGKILL, timeout=5)
         self.daemons = {}
         if self.keepalived is not None:
-            self.keepalived.stop(signal.SIGTERM, timeout=10)
-            self.keepalived = None
+            self.stop_keepalived(signal.SIGTERM)
         if self.conntrackd is not None:
             self.conntrackd.stop(signal.SIGKILL, timeout=5)
             self.conntrackd = None
@@ -197,19 +233,20 @@ class Gateway:
         self.boot()
 
     def stop(self):
-        """Orderly shutdown: keepalived, ftp-proxy (SIGTERM: exit statuses
-        returned), conntrackd."""
+        """Orderly shutdown, each with SIGTERM: keepalived (its VRRP child
+        gone too), ftp-proxy (exit 0 and its table gone, daemon.stop_checked),
+        conntrackd. Returns ({process: exit status}, the ftp-proxies'
+        problems); after an orderly stop every status is 0 and there is no
+        problem."""
         statuses = {}
         if self.keepalived is not None:
-            self.keepalived.stop(signal.SIGTERM, timeout=10)
-            self.keepalived = None
-        for family, d in sorted(self.daemons.items()):
-            statuses[family] = d.stop()
+            statuses["keepalived"] = self.stop_keepalived(signal.SIGTERM)
+        problems = daemonmod.stop_checked(self.daemons)
         self.daemons = {}
         if self.conntrackd is not None:
-            self.conntrackd.stop(signal.SIGTERM, timeout=10)
+            statuses["conntrackd"] = self.conntrackd.stop(signal.SIGTERM, timeout=10)
             self.conntrackd = None
-        return statuses
+        return statuses, problems
 
     # -- what the host says -------------------------------------------------
 
@@ -293,9 +330,20 @@ class HaLab(labmod.Lab):
         super().__init__("proxy", tag)
         self.prefix = "fha%d" % os.getpid()
         self.client, self.server = self.prefix + "c", self.prefix + "s"
-        self.gateway = None
         self.binary = binary or daemonmod.default_binary()
         self.hosts = {n: Gateway(self, n, workdir, logdir, self.binary) for n in ("a", "b")}
+
+    @property
+    def gateway(self):
+        """There are two: a caller names one (hosts["a"].gateway). lab.Lab's
+        helpers take ns=None as the root namespace, so a silent None here
+        would run their commands outside the lab."""
+        raise RuntimeError("HaLab has two gateways: use hosts[name].gateway")
+
+    @gateway.setter
+    def gateway(self, value):
+        # lab.Lab.__init__ names a single gateway; this lab has none.
+        pass
 
     def up(self):
         namespaces = [self.client, self.server] + [g.gateway for g in self.hosts.values()]
@@ -340,10 +388,6 @@ class HaLab(labmod.Lab):
                      % (labmod.ADMIN_TABLE, labmod.ADMIN_TABLE, self.admin_rules()),
                      ns=g.gateway)
 
-    def ns(self, role):
-        return {"client": self.client, "server": self.server, "a": self.hosts["a"].gateway,
-                "b": self.hosts["b"].gateway}[role]
-
     def master(self):
         """The gateway that holds the shared addresses, or None."""
         holders = [g for g in self.hosts.values() if g.has_shared()]
@@ -359,6 +403,7 @@ class HaLab(labmod.Lab):
         procs.wait_for(lambda: b.became("BACKUP", t0), START_TIMEOUT, what="b BACKUP")
 
     def stop_all_hosts(self):
+        """Gateway.stop() of each host: {name: (statuses, problems)}."""
         return {g.name: g.stop() for g in self.hosts.values()}
 
 

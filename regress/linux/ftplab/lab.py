@@ -114,20 +114,7 @@ class Lab:
             procs.run(["ip", "netns", "del", ns], check=False, timeout=10)
         self.created = []
 
-    def __enter__(self):
-        try:
-            return self.up()
-        except BaseException:
-            self.down()
-            raise
-
-    def __exit__(self, *exc):
-        self.down()
-
     # -- helpers ----------------------------------------------------------
-
-    def ns(self, role):
-        return {"client": self.client, "gateway": self.gateway, "server": self.server}[role]
 
     def ip(self, ns, *args):
         return procs.run(["ip"] + list(args), ns=ns, timeout=10)

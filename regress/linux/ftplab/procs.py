@@ -146,6 +146,17 @@ def work_dir(prefix, parent=None):
     return path
 
 
+def gone(pid):
+    """True once pid no longer runs (no such process, or a zombie nobody
+    has reaped yet: it is not ours to reap)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+
+
 def wait_for(predicate, timeout, interval=0.05, what="condition"):
     """Poll predicate() until it returns a true value or timeout seconds pass.
 
