@@ -38,9 +38,9 @@ fuzz:
 
 # The release tarball ftp-proxy-<version>.tar.gz of DIST_REF (default HEAD;
 # a release uses its tag, e.g. DIST_REF=v0.1.0) in DISTDIR: git archive
-# through gzip -n, the same bytes every time (port/make-distfile).
+# through gzip -n, the same bytes every time (tools/port/make-distfile).
 dist:
-	sh port/make-distfile -o "$(DISTDIR)" $(DIST_REF)
+	sh tools/port/make-distfile -o "$(DISTDIR)" $(DIST_REF)
 
 install: build
 	sh dist/install.sh install "$(DESTDIR)" "$(PREFIX)"

@@ -22,6 +22,12 @@
 //!   without the pf backend (`cfg(ftp_proxy_no_pf)`). Only for
 //!   type-checking the crate on a machine without OpenBSD headers; such a
 //!   daemon could not open a pinhole, so it must never be installed.
+//! - `LIBCLANG_PATH=<dir>`: where bindgen's loader (clang-sys) finds
+//!   libclang. On OpenBSD it has no default directories, base has no
+//!   libclang, and devel/llvm/N installs it under `/usr/local/llvmN/lib`
+//!   with its llvm-config off PATH; the port sets LIBCLANG_PATH, and a build
+//!   outside the ports tree gets the newest of those directories (see
+//!   [`openbsd_libclang`]).
 
 use std::env;
 use std::path::PathBuf;
@@ -59,6 +65,7 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PF_SYSROOT");
     println!("cargo:rerun-if-env-changed=FTP_PROXY_PF_HEADERS");
+    println!("cargo:rerun-if-env-changed=LIBCLANG_PATH");
     println!("cargo::rustc-check-cfg=cfg(ftp_proxy_no_pf)");
     println!("cargo::rustc-check-cfg=cfg(ftp_proxy_pf_bindings)");
     println!("cargo::rustc-check-cfg=cfg(ftp_proxy_pfvar_1_543)");
@@ -89,11 +96,67 @@ fn main() {
         println!("cargo:rustc-cfg=ftp_proxy_no_pf");
         return;
     }
-    if let Err(e) = generate(None) {
+    if let Err(e) = openbsd_libclang().and_then(|()| generate(None)) {
         // A panic is how a build script fails; say what to do about it.
         panic!("{e}");
     }
     println!("cargo:rustc-cfg=ftp_proxy_pf_bindings");
+}
+
+/// Where devel/llvm/N puts libclang: `/usr/local/llvmN/lib`.
+const LLVM_PREFIX: &str = "/usr/local";
+
+/// On an OpenBSD host with LIBCLANG_PATH unset, points it at the newest
+/// `/usr/local/llvm*/lib` that holds a `libclang.so.*`, so that bindgen's
+/// loader finds it (clang-sys searches no directory of its own on OpenBSD
+/// and llvm-config is not on PATH). Fails with what to install when there is
+/// none. Elsewhere (the Linux type-check for an OpenBSD target) the host's
+/// libclang is found by clang-sys's defaults, and nothing changes.
+fn openbsd_libclang() -> Result<(), String> {
+    if !cfg!(target_os = "openbsd") || env::var_os("LIBCLANG_PATH").is_some() {
+        return Ok(());
+    }
+    let Some(dir) = newest_libclang(std::path::Path::new(LLVM_PREFIX)) else {
+        return Err(format!(
+            "ftp-proxy: no libclang for bindgen: base has none, and no {LLVM_PREFIX}/llvm*/lib \
+             holds libclang.so.*. Install it with `pkg_add llvm` (the version the port's \
+             MODCLANG_VERSION names), or set LIBCLANG_PATH to the directory holding \
+             libclang.so.*."
+        ));
+    };
+    println!("cargo:warning=LIBCLANG_PATH unset: using {}", dir.display());
+    // The build script is single-threaded here: nothing else reads the
+    // environment while it changes, and bindgen (clang-sys) reads it next.
+    env::set_var("LIBCLANG_PATH", &dir);
+    Ok(())
+}
+
+/// The `llvmN/lib` directory under `prefix` with the highest N that holds a
+/// file named `libclang.so.*`.
+fn newest_libclang(prefix: &std::path::Path) -> Option<PathBuf> {
+    let mut best: Option<(u32, PathBuf)> = None;
+    for entry in std::fs::read_dir(prefix).ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("llvm"))
+            .and_then(|v| v.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let lib = entry.path().join("lib");
+        let has_libclang = std::fs::read_dir(&lib).is_ok_and(|files| {
+            files.flatten().any(|f| {
+                f.file_name()
+                    .to_str()
+                    .is_some_and(|f| f.starts_with("libclang.so."))
+            })
+        });
+        if has_libclang && best.as_ref().is_none_or(|(b, _)| n > *b) {
+            best = Some((n, lib));
+        }
+    }
+    best.map(|(_, lib)| lib)
 }
 
 /// Runs bindgen over the prelude and pfvar.h into OUT_DIR/pfvar.rs, for

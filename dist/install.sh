@@ -20,8 +20,9 @@
 # OpenBSD, as hier(7) and the port lay it out:
 #	$DESTDIR$PREFIX/sbin/ftp-proxy
 #	$DESTDIR$PREFIX/man/man8/ftp-proxy.8
-# No systemd unit and no nftables example; the rc.d(8) script ftp_proxy
-# comes with the package (port/pkg/ftp_proxy.rc), which is the supported way
+# No systemd unit and no nftables example; the rc.d(8) scripts ftp_proxy
+# and ftp_proxy6 come with the package (port/pkg/ftp_proxy.rc and
+# ftp_proxy6.rc), which is the supported way
 # to install on OpenBSD.
 #
 # INSTALL_SYSTEM=Linux|OpenBSD overrides `uname -s` (regress/check-install.sh

@@ -1,5 +1,5 @@
 //! The OpenBSD port's crates.inc and distinfo are generated from Cargo.lock
-//! by `port/update-crates`; `--check` must catch every kind of drift.
+//! by `tools/port/update-crates`; `--check` must catch every kind of drift.
 //!
 //! The committed files are checked against the repository (in a git
 //! checkout, where the port directory belongs to the tree being built). The
@@ -157,7 +157,7 @@ impl Fixture {
     fn run(&self, check: bool) -> Output {
         let d = &self.dir.0;
         let mut cmd = Command::new("sh");
-        cmd.arg(root().join("port/update-crates"));
+        cmd.arg(root().join("tools/port/update-crates"));
         if check {
             cmd.arg("--check");
         }
@@ -190,7 +190,7 @@ fn committed_crates_inc_and_distinfo_are_current() {
         return;
     }
     let out = Command::new("sh")
-        .arg(root().join("port/update-crates"))
+        .arg(root().join("tools/port/update-crates"))
         .arg("--check")
         .output()
         .expect("run sh");
@@ -334,7 +334,7 @@ fn the_distfile_is_the_same_bytes_every_time() {
     let dir = Scratch::new("distfile");
     let make = |sub: &str| {
         let out = Command::new("sh")
-            .arg(root().join("port/make-distfile"))
+            .arg(root().join("tools/port/make-distfile"))
             .arg("-o")
             .arg(dir.0.join(sub))
             .arg("HEAD")

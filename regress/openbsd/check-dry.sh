@@ -9,13 +9,16 @@
 #    sysctl, pf anchor, user and daemon it creates is undone by the
 #    cleanup that ends `all`; each case stops the daemon it started; no
 #    command switches users (the whole driver runs under ${SUDO}); a single
-#    case and the crates check do no set-up.
+#    case does no set-up; the daemons listen on port 18021, not 8021.
 # 3. The Makefile does the right thing under bsd.regress.mk's rules, shown
-#    with BSD make -n against a stand-in <bsd.regress.mk> (written below from
-#    the interface bsd.regress.mk(5) documents): without root or SUDO only
-#    run-crates runs and nothing is set up; with SUDO=doas the driver runs
-#    under doas, set-up once before the first case, clean-up at the end;
-#    the binary is the build when there is one, else /usr/local/sbin's.
+#    with BSD make against a stand-in <bsd.regress.mk> (written below from
+#    the interface bsd.regress.mk(5) documents and rev 1.28's behaviour):
+#    without root or SUDO nothing runs and nothing is set up; with
+#    SUDO=doas the driver runs under doas, set-up once before the first
+#    case, clean-up at the end; a case that fails cleans up at once, both
+#    when make stops there (REGRESS_FAIL_EARLY, the default) and when it
+#    goes on (then the next case sets up again); the binary is
+#    /usr/local/sbin's unless FTP_PROXY names another.
 #
 # usage: check-dry.sh	(BSD make: bmake, or make on a BSD)
 
@@ -107,26 +110,26 @@ for c in passive-inet active-inet passive-inet6 active-inet6; do
 done
 [ "$(grep -c '^+ /opt/test/ftp-proxy ' "$tmp/all")" = 4 ] ||
 	fail "want 4 daemons started (one per case) from \$FTP_PROXY"
+[ "$(grep -c '^+ /opt/test/ftp-proxy .* -p 18021 ' "$tmp/all")" = 4 ] ||
+	fail "the daemons do not listen on port 18021"
+[ "$(grep -c 'divert-to .* port 18021$' "$tmp/all")" = 2 ] ||
+	fail "the divert-to rules do not name port 18021"
 if grep -E '(^|[ (])(doas|sudo|su) ' "$tmp/all" >&2; then
 	fail "the driver switches users itself; it must run under \${SUDO} as a whole"
 fi
 
-# One case alone, and the crates: no set-up.
+# One case alone: no set-up.
 sh "$here/run.sh" -n passive-inet >"$tmp/case" 2>&1 || fail "run.sh -n passive-inet failed"
 if grep -q -e ' create$' -e '^+ useradd ' "$tmp/case"; then
 	fail "run.sh passive-inet sets up the network itself"
 fi
-sh "$here/run.sh" -n crates >"$tmp/crates" 2>&1 || fail "run.sh -n crates failed"
-[ "$(grep -c '^+ ' "$tmp/crates")" = 1 ] && grep -q 'update-crates --check$' "$tmp/crates" ||
-	fail "run.sh -n crates does more than port/update-crates --check: $(cat "$tmp/crates")"
+grep -q 'update-crates' "$tmp/all" && fail "run.sh all runs the crates check (crates-inc's job, unprivileged)"
 
-# Without FTP_PROXY and without a build: the installed binary.
-mkdir -p "$tmp/tree/regress/openbsd"
-cp "$here/run.sh" "$here/Makefile" "$tmp/tree/regress/openbsd/"
+# Without FTP_PROXY: the installed binary, even with a build beside it.
 unset FTP_PROXY
-sh "$tmp/tree/regress/openbsd/run.sh" -n passive-inet >"$tmp/installed" 2>&1
+sh "$here/run.sh" -n passive-inet >"$tmp/installed" 2>&1
 grep -q '^+ /usr/local/sbin/ftp-proxy -d ' "$tmp/installed" ||
-	fail "without a build run.sh does not use /usr/local/sbin/ftp-proxy"
+	fail "without FTP_PROXY run.sh does not use /usr/local/sbin/ftp-proxy"
 
 # ------------------------------------------------------------ 3. make -n
 
@@ -150,7 +153,19 @@ cat >"$tmp/mk/bsd.regress.mk" <<'EOF'
 # Stand-in for <bsd.regress.mk>: REGRESS_TARGETS run in order through
 # ${MAKE}; REGRESS_ROOT_TARGETS are skipped unless root or SUDO is set;
 # REGRESS_SETUP_ONCE is made first and every target depends on it;
-# REGRESS_CLEANUP is made at the end.
+# REGRESS_CLEANUP is made at the end. As in rev 1.28, REGRESS_FAIL_EARLY
+# defaults to yes when REGRESS_LOG is /dev/null (the default), and then
+# the first failing target stops make before REGRESS_CLEANUP.
+REGRESS_LOG ?= /dev/null
+.if ${REGRESS_LOG} != "/dev/null"
+REGRESS_FAIL_EARLY ?= no
+.endif
+REGRESS_FAIL_EARLY ?= yes
+.if ${REGRESS_FAIL_EARLY} != no
+_SKIP_FAIL =
+.else
+_SKIP_FAIL = -
+.endif
 REGRESS_SKIP_TARGETS ?=
 REGRESS_SETUP_ONCE ?=
 REGRESS_CLEANUP ?=
@@ -171,7 +186,7 @@ regress:
 .  if ${REGRESS_SKIP_TARGETS:M${t}}
 	@echo SKIP ${t}
 .  else
-	+${MAKE} -C ${.CURDIR} ${t}
+	${_SKIP_FAIL}+${MAKE} -C ${.CURDIR} ${t}
 .  endif
 .endfor
 .for t in ${REGRESS_CLEANUP}
@@ -194,9 +209,8 @@ bsdmake() {
 	fi
 }
 
-# Not root, no SUDO (make -n): the crates only; no set-up, no case.
+# Not root, no SUDO (make -n): no set-up, no case.
 bsdmake "$tmp/user" "$here" -n STUB_UID=1000
-grep -q "run.sh crates\$" "$tmp/user" || fail "without root run-crates does not run"
 if grep -q -e 'run.sh setup$' -e 'run.sh passive-inet$' "$tmp/user"; then
 	fail "without root or SUDO the network set-up or a case would run:"
 	cat "$tmp/user" >&2
@@ -217,18 +231,49 @@ before "$drv active-inet6\$" "$drv cleanup\$" "$tmp/doas.log" "clean-up does not
 for c in passive-inet active-inet passive-inet6 active-inet6; do
 	grep -q "$drv $c\$" "$tmp/doas.log" || fail "case $c is not run under SUDO"
 done
-grep -q "run.sh crates" "$tmp/doas.log" && fail "run-crates runs under SUDO"
-grep -q "update-crates: ok" "$tmp/doas.out" || fail "run-crates did not run port/update-crates --check"
-if [ -x "$top/target/release/ftp-proxy" ]; then
-	grep -q "^doas env FTP_PROXY=$top/regress/openbsd/../../target/release/ftp-proxy " "$tmp/doas.log" ||
-		fail "with a build in target/release the Makefile does not test it"
-fi
+grep -q "^doas env FTP_PROXY=/usr/local/sbin/ftp-proxy sh " "$tmp/doas.log" ||
+	fail "without FTP_PROXY the Makefile does not test /usr/local/sbin/ftp-proxy"
 [ ! -e "$tmp/obj/stamp-setup" ] || fail "stamp-setup left after cleanup"
 
-# No build beside the Makefile: the installed binary.
-bsdmake "$tmp/pkg" "$tmp/tree/regress/openbsd" -n SUDO=doas
-grep -q '^doas env FTP_PROXY=/usr/local/sbin/ftp-proxy sh ' "$tmp/pkg" ||
-	fail "without a build the Makefile does not test /usr/local/sbin/ftp-proxy"
+# FTP_PROXY names the build: that one.
+bsdmake "$tmp/build" "$here" -n SUDO=doas FTP_PROXY=/opt/build/ftp-proxy
+grep -q '^doas env FTP_PROXY=/opt/build/ftp-proxy sh ' "$tmp/build" ||
+	fail "FTP_PROXY=/opt/build/ftp-proxy is not the binary tested"
+
+# A failing case: a stand-in doas that fails the driver's active-inet.
+printf '#!/bin/sh\nprintf "%%s\\n" "doas $*" >>"%s"\n[ "$5" != active-inet ]\n' \
+	"$tmp/doas.log" >"$tmp/doas"
+# bsdmake_fails OUT ARGS...: as bsdmake, but make must fail.
+bsdmake_fails() {
+	out=$1
+	shift
+	rm -rf "$tmp/obj"
+	mkdir "$tmp/obj"
+	if (cd "$here" && MAKEFLAGS= MAKEOBJDIR="$tmp/obj" \
+	    $BSDMAKE -m "$tmp/mk" "$@" regress) >"$out" 2>&1; then
+		cat "$out" >&2
+		fail "$BSDMAKE $* regress succeeded with a failing case"
+	fi
+}
+# REGRESS_FAIL_EARLY by default: make stops at active-inet, before
+# REGRESS_CLEANUP, and the case itself has cleaned up.
+: >"$tmp/doas.log"
+bsdmake_fails "$tmp/early.out" STUB_UID=1000 SUDO="$tmp/doas"
+before "$drv active-inet\$" "$drv cleanup\$" "$tmp/doas.log" \
+	"a failing case does not clean up when make stops early"
+grep -q "$drv passive-inet6\$" "$tmp/doas.log" &&
+	fail "REGRESS_FAIL_EARLY is not the default: make went on after a failure"
+[ ! -e "$tmp/obj/stamp-setup" ] || fail "stamp-setup left after a failing case"
+# REGRESS_FAIL_EARLY=no: the next case sets up again; clean-up at the end.
+: >"$tmp/doas.log"
+bsdmake "$tmp/late.out" "$here" STUB_UID=1000 SUDO="$tmp/doas" REGRESS_FAIL_EARLY=no
+[ "$(grep -c "$drv setup\$" "$tmp/doas.log")" = 2 ] ||
+	fail "after a failing case the next one does not set up again: $(cat "$tmp/doas.log")"
+before "$drv active-inet\$" "$drv passive-inet6\$" "$tmp/doas.log" "the cases after a failure do not run"
+[ "$(grep -c "$drv cleanup\$" "$tmp/doas.log")" = 2 ] ||
+	fail "want a clean-up after the failing case and one at the end: $(cat "$tmp/doas.log")"
+grep -v '^#' "$here/Makefile" | grep -q 'REGRESS_FAIL_EARLY' &&
+	fail "the Makefile sets REGRESS_FAIL_EARLY (the caller's choice)"
 
 [ $failed = 0 ] && echo "check-dry: ok (sh -n, run.sh -n, $BSDMAKE -n with a stand-in bsd.regress.mk)"
 exit $failed

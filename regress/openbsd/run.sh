@@ -7,8 +7,10 @@
 #   run.sh [-n] cleanup      put everything back; safe to run any time
 #   run.sh [-n] CASE         one case (after setup): passive-inet,
 #                            active-inet, passive-inet6, active-inet6
-#   run.sh crates            port/crates.inc and distinfo match Cargo.lock
-#                            (no root, no network set-up)
+#
+# (port/crates.inc against Cargo.lock is not checked here: that needs no
+# root and runs unprivileged in the top regress/Makefile's crates-inc, where
+# git may read the checkout.)
 #
 # The driver runs as root as a whole: the Makefiles start it as
 # `${SUDO} env FTP_PROXY=... sh run.sh ...`, as OpenBSD's own network
@@ -20,9 +22,10 @@
 # their lines indented by a tab), and runs none of them. It works on any
 # system; make regress checks its output on Linux (regress/openbsd/check-dry.sh).
 #
-# FTP_PROXY is the binary under test: by default the build in
-# target/release when there is one, else the installed
-# /usr/local/sbin/ftp-proxy.
+# FTP_PROXY is the binary under test: by default the installed
+# /usr/local/sbin/ftp-proxy (the package), as bsd.regress.mk(5) asks of
+# tests of installed programs; a build is tested only when FTP_PROXY names
+# it (regress/Makefile's `openbsd` target passes target/release's).
 #
 # Needs pf enabled and an `anchor "regress"` line in the main ruleset, as
 # regress/sys/net/pf_divert does: the harness loads its rules only into
@@ -37,7 +40,9 @@
 # The client reaches the server only through the firewall; the server has
 # no route back to the client at all, so every data connection works only
 # through the proxy's pinhole (rdr-to and nat-to), never around it. The
-# control connection is diverted to ftp-proxy on 127.0.0.1/::1 port 8021.
+# control connection is diverted to ftp-proxy on 127.0.0.1/::1 port 18021
+# (REGRESS_PORT): not 8021, where base's ftp-proxy or the package's
+# ftp_proxy may already listen; the run SKIPs when the port is taken.
 #
 # Each case starts its own ftp-proxy and checks: the file arrives intact
 # (sha256); while the session is still open, `pfctl -a ftp-proxy/<pid>.<id>
@@ -61,19 +66,12 @@
 set -eu
 
 here=$(cd -- "$(dirname -- "$0")" && pwd)
-top=$(cd -- "$here/../.." && pwd)
 DRY=no
 if [ "${1:-}" = -n ]; then
 	DRY=yes
 	shift
 fi
-if [ -z "${FTP_PROXY:-}" ]; then
-	if [ -x "$top/target/release/ftp-proxy" ]; then
-		FTP_PROXY=$top/target/release/ftp-proxy
-	else
-		FTP_PROXY=/usr/local/sbin/ftp-proxy
-	fi
-fi
+FTP_PROXY=${FTP_PROXY:-/usr/local/sbin/ftp-proxy}
 ANCHOR=${REGRESS_ANCHOR:-regress}
 WORK=${REGRESS_WORK:-/tmp/ftp-proxy-regress}
 USER_NAME=ftpregress
@@ -82,7 +80,7 @@ CLIENT_RD=91 SERVER_RD=92
 C_IF=pair90 FWC_IF=pair91 FWS_IF=pair92 S_IF=pair93
 C4=10.254.91.2 FWC4=10.254.91.1 FWS4=10.254.92.1 S4=10.254.92.2
 C6=fd00:fe91::2 FWC6=fd00:fe91::1 FWS6=fd00:fe92::1 S6=fd00:fe92::2
-PORT=8021
+PORT=${REGRESS_PORT:-18021}
 # Marks what this harness made (interface descriptions, the account's
 # comment), so that cleanup never removes anything it did not make.
 MARK=ftp-proxy-regress
@@ -184,6 +182,12 @@ preconditions() {
 	done
 	[ -x /usr/libexec/ftpd ] || fail "/usr/libexec/ftpd not found"
 	pfctl -s info | grep -q '^Status: Enabled' || skip "pf is disabled (pfctl -e)"
+	# The cases' daemons listen on 127.0.0.1 and ::1 port $PORT in rdomain 0.
+	for fam in inet inet6; do
+		if listening 0 $fam "\.$PORT "; then
+			skip "port $PORT is taken ($fam): stop what listens there or set REGRESS_PORT"
+		fi
+	done
 	pfctl -s rules | grep -q "^anchor \"$ANCHOR\"" ||
 		skip "the main ruleset has no 'anchor \"$ANCHOR\"' line to load into"
 	# Leftovers of an earlier run are removed by setup; anything else
@@ -305,8 +309,8 @@ listening() {
 start_proxy() {
 	dir=$1
 	case $2 in
-	inet) flags="-b 127.0.0.1" listen='127\.0\.0\.1\.8021 ' ;;
-	inet6) flags="-6 -b ::1" listen='::1\.8021 ' ;;
+	inet) flags="-b 127.0.0.1" listen="127\\.0\\.0\\.1\\.$PORT " ;;
+	inet6) flags="-6 -b ::1" listen="::1\\.$PORT " ;;
 	esac
 	if [ $DRY = yes ]; then
 		say "+ $FTP_PROXY -d -D 7 $flags -p $PORT > $dir/proxy.log 2>&1 &"
@@ -532,26 +536,14 @@ all)
 	for c in $CASES; do
 		(run_case ${c%-*} ${c#*-}) || failed=$((failed + 1))
 	done
-	if [ $DRY = yes ]; then
-		say "+ sh $top/port/update-crates --check"
-	else
-		sh "$top/port/update-crates" --check || failed=$((failed + 1))
-	fi
 	[ $failed = 0 ] || fail "$failed case(s) failed"
 	;;
 setup) setup ;;
 cleanup) cleanup ;;
 capture) capture "$2" "$3" ;;
-crates)
-	if [ $DRY = yes ]; then
-		say "+ sh $top/port/update-crates --check"
-	else
-		sh "$top/port/update-crates" --check
-	fi
-	;;
 *)
 	is_case "$cmd" || {
-		say "usage: run.sh [-n] [all | setup | cleanup | crates | {passive,active}-{inet,inet6}]" >&2
+		say "usage: run.sh [-n] [all | setup | cleanup | {passive,active}-{inet,inet6}]" >&2
 		exit 2
 	}
 	preconditions
