@@ -8,7 +8,8 @@
 //! the choice between their 421 lines are therefore tested on a virtual
 //! clock. The driver reports a pinhole the filter refused with
 //! [`Engine::pinhole_failed`]; the engine drops what it had queued behind
-//! it and ends the session.
+//! it (giving back the proxy ports it had picked for it) and ends the
+//! session.
 //!
 //! It follows OpenBSD's ftp-proxy.c (`client_parse`, `server_parse`,
 //! `allow_data_connection`) with two decided improvements:
@@ -243,14 +244,21 @@ impl Engine {
 
     /// The filter refused the pinhole of the last [`Action::Open`] taken.
     /// What the engine queued after it (the rewritten line that would name
-    /// a port nobody can reach) is dropped, and the session ends with the
-    /// pinhole's 421. The driver has logged the filter's error.
-    pub fn pinhole_failed(&mut self) {
+    /// a port nobody can reach) is dropped, the proxy ports of the pinholes
+    /// dropped with it are given back to `ports` (they were picked, and
+    /// will never be installed or released by the driver), and the session
+    /// ends with the pinhole's 421. The driver has logged the filter's
+    /// error and released the refused pinhole's own port.
+    pub fn pinhole_failed(&mut self, ports: &mut dyn ProxyPorts) {
         if self.ended {
             return;
         }
         let mut out = std::mem::take(&mut self.queue);
-        out.clear();
+        for action in out.drain(..) {
+            if let Action::Open(pinhole) = action {
+                ports.release(pinhole.proxy_port);
+            }
+        }
         self.end(Refusal::Pinhole, &mut out);
         self.queue = out;
     }
