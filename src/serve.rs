@@ -38,7 +38,8 @@ const SIGNALS: Token = Token(1);
 const FIRST_SESSION: usize = 2;
 
 /// How long accepting pauses after EMFILE/ENFILE when not even the
-/// reserve descriptor helps, as the original always does.
+/// reserve descriptor helps, as the original always does, and after any
+/// accept(2) error that is not one connection's own.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// One descriptor held back for the moment accept(2) fails for want of
@@ -76,18 +77,57 @@ impl Reserve {
 }
 
 /// What the reserve descriptor's accept found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum ReserveAccept {
-    /// A client, now turned away with the 421: more may wait.
-    Refused,
+    /// A client, now turned away with the 421, or one whose connection
+    /// failed before it was taken: more may wait.
+    TryAgain,
     /// Nobody waits: the backlog is empty.
     NobodyWaits,
-    /// No reserve to free, or the accept failed again.
-    Failed,
+    /// There was no reserve descriptor to free.
+    NoReserve,
+    /// The accept with the reserve failed with this error.
+    AcceptFailed(io::Error),
 }
 
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+/// What an accept(2) error means for the connections still waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptError {
+    /// One connection failed (or the call was interrupted): the next may
+    /// be fine, so accepting goes on.
+    Connection,
+    /// No descriptor left (EMFILE, ENFILE): the reserve's turn.
+    NoDescriptors,
+    /// Anything else (ENOBUFS, ENOMEM, …): accepting pauses and is tried
+    /// again, since the edge-triggered listener raises no new event for
+    /// the clients already waiting.
+    Other,
+}
+
+/// Errors of one connection, or of the call itself, that accept(2) passes
+/// on (Linux's accept(2) lists the network errors under "Error handling":
+/// they are to be treated like EAGAIN, by accepting again).
+const CONNECTION_ERRORS: &[i32] = &[
+    libc::ECONNABORTED,
+    libc::EINTR,
+    libc::EPROTO,
+    libc::ENOPROTOOPT,
+    libc::ENETDOWN,
+    libc::ENETUNREACH,
+    libc::EHOSTDOWN,
+    libc::EHOSTUNREACH,
+    libc::EOPNOTSUPP,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    libc::ENONET,
+];
+
+fn accept_error(e: &io::Error) -> AcceptError {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => AcceptError::NoDescriptors,
+        Some(errno) if CONNECTION_ERRORS.contains(&errno) => AcceptError::Connection,
+        _ if e.kind() == io::ErrorKind::Interrupted => AcceptError::Connection,
+        _ => AcceptError::Other,
+    }
 }
 
 /// What the event loop needs from the command line.
@@ -279,40 +319,48 @@ impl Server {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                // accept(2) takes a descriptor before it looks for a client,
-                // so EMFILE also comes when nobody waits: only the reserve's
-                // accept says whether someone did.
-                Err(e) if out_of_descriptors(&e) => match self.refuse_with_reserve(&e) {
-                    ReserveAccept::Refused => {}
-                    ReserveAccept::NobodyWaits => return,
-                    ReserveAccept::Failed => {
+                Err(e) => match accept_error(&e) {
+                    AcceptError::Connection => {}
+                    // accept(2) takes a descriptor before it looks for a
+                    // client, so EMFILE also comes when nobody waits: only
+                    // the reserve's accept says whether someone did.
+                    AcceptError::NoDescriptors => match self.refuse_with_reserve(&e) {
+                        ReserveAccept::TryAgain => {}
+                        ReserveAccept::NobodyWaits => return,
+                        ReserveAccept::NoReserve => {
+                            log_at!(Level::Crit, "accept() failed: {e}");
+                            return self.pause_accepting();
+                        }
+                        ReserveAccept::AcceptFailed(again) => {
+                            log_at!(Level::Crit, "accept() failed: {again}");
+                            return self.pause_accepting();
+                        }
+                    },
+                    AcceptError::Other => {
                         log_at!(Level::Crit, "accept() failed: {e}");
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                        return;
+                        return self.pause_accepting();
                     }
                 },
-                Err(e) => {
-                    log_at!(Level::Crit, "accept() failed: {e}");
-                    return;
-                }
             }
         }
+    }
+
+    /// Stops accepting for [`ACCEPT_PAUSE`]; `run_timers` then accepts
+    /// again whether or not a new connection raised an event.
+    fn pause_accepting(&mut self) {
+        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
     }
 
     /// accept(2) failed with `e` for want of descriptors: frees the
     /// reserve, accepts the waiting client with it, tells it why with a 421
     /// and closes it, then takes the reserve back, as a client over `-m` is
-    /// turned away. Says whether a client was refused, nobody waited, or
-    /// there was no reserve to free or the accept failed again (the caller
-    /// then pauses accepting).
+    /// turned away. Says whether to accept again (a client was refused, or
+    /// its connection failed first), nobody waited, or there was no reserve
+    /// to free or the accept failed otherwise (the caller then pauses
+    /// accepting).
     fn refuse_with_reserve(&mut self, e: &io::Error) -> ReserveAccept {
         if !self.reserve.release() {
-            return ReserveAccept::Failed;
+            return ReserveAccept::NoReserve;
         }
         let refused = match self.listener.accept() {
             Ok((mut client, peer)) => {
@@ -322,10 +370,13 @@ impl Server {
                     peer.ip()
                 );
                 session::refuse(&mut client, Refusal::NoDescriptors);
-                ReserveAccept::Refused
+                ReserveAccept::TryAgain
             }
             Err(again) if again.kind() == io::ErrorKind::WouldBlock => ReserveAccept::NobodyWaits,
-            Err(_) => ReserveAccept::Failed,
+            Err(again) if accept_error(&again) == AcceptError::Connection => {
+                ReserveAccept::TryAgain
+            }
+            Err(again) => ReserveAccept::AcceptFailed(again),
         };
         if !self.reserve.refill() {
             log_at!(Level::Crit, "cannot take the reserve descriptor back");
@@ -561,15 +612,22 @@ mod tests {
     }
 
     #[test]
-    fn only_emfile_and_enfile_use_the_reserve() {
+    fn accept_errors_go_on_use_the_reserve_or_pause() {
         for (errno, want) in [
-            (libc::EMFILE, true),
-            (libc::ENFILE, true),
-            (libc::ENOBUFS, false),
-            (libc::ECONNABORTED, false),
+            (libc::EMFILE, AcceptError::NoDescriptors),
+            (libc::ENFILE, AcceptError::NoDescriptors),
+            (libc::ECONNABORTED, AcceptError::Connection),
+            (libc::EINTR, AcceptError::Connection),
+            (libc::EPROTO, AcceptError::Connection),
+            (libc::ENETDOWN, AcceptError::Connection),
+            (libc::EHOSTUNREACH, AcceptError::Connection),
+            (libc::ENETUNREACH, AcceptError::Connection),
+            (libc::EOPNOTSUPP, AcceptError::Connection),
+            (libc::ENOBUFS, AcceptError::Other),
+            (libc::ENOMEM, AcceptError::Other),
         ] {
             let e = io::Error::from_raw_os_error(errno);
-            assert_eq!(out_of_descriptors(&e), want, "{e}");
+            assert_eq!(accept_error(&e), want, "{e}");
         }
     }
 }
