@@ -411,14 +411,6 @@ impl Server {
                 return;
             }
         };
-        match crate::sys::client_rdomain(&client) {
-            Ok(rdomain) => self.filter.set_client_rdomain(id, rdomain),
-            Err(e) => {
-                log_at!(Level::Crit, "#{id} getsockopt failed: {e}");
-                session::refuse(&mut client, Refusal::ServerUnreachable);
-                return;
-            }
-        }
         let local = client.local_addr().ok();
         if self.config.fixed_server.is_none()
             && Some(orig) == local
@@ -433,6 +425,16 @@ impl Server {
             );
             session::refuse(&mut client, Refusal::NotRedirected);
             return;
+        }
+        // Noted only for a connection that becomes a session: every path
+        // from here on closes the id in the filter, which forgets it.
+        match crate::sys::client_rdomain(&client) {
+            Ok(rdomain) => self.filter.set_client_rdomain(id, rdomain),
+            Err(e) => {
+                log_at!(Level::Crit, "#{id} getsockopt failed: {e}");
+                session::refuse(&mut client, Refusal::ServerUnreachable);
+                return;
+            }
         }
         let ends = Endpoints {
             client: peer,
