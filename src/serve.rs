@@ -10,7 +10,7 @@
 //! accepts, connects, reads and writes.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -130,6 +130,38 @@ fn accept_error(e: &io::Error) -> AcceptError {
     }
 }
 
+/// Sessions that stopped pumping at the round limit with bytes waiting, in
+/// turn. A session is queued at most once, however many readiness events
+/// it has between two turns, so each gets one share of
+/// [`Session::pump`]'s rounds per turn of the loop.
+#[derive(Debug, Default)]
+struct BusyQueue {
+    order: VecDeque<(usize, SessionId)>,
+    queued: HashSet<(usize, SessionId)>,
+}
+
+impl BusyQueue {
+    fn push(&mut self, slot: usize, id: SessionId) {
+        if self.queued.insert((slot, id)) {
+            self.order.push_back((slot, id));
+        }
+    }
+
+    fn pop(&mut self) -> Option<(usize, SessionId)> {
+        let entry = self.order.pop_front()?;
+        self.queued.remove(&entry);
+        Some(entry)
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
 /// What the event loop needs from the command line.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -172,8 +204,7 @@ pub struct Server {
     next_id: SessionId,
     /// (deadline, slot, session id); stale entries are skipped when popped.
     timers: BinaryHeap<Reverse<(Instant, usize, SessionId)>>,
-    /// Sessions that stopped pumping at the round limit with bytes waiting.
-    busy: VecDeque<(usize, SessionId)>,
+    busy: BusyQueue,
     accept_paused_until: Option<Instant>,
     reserve: Reserve,
     signal_pipe: UnixStream,
@@ -221,7 +252,7 @@ impl Server {
             count: 0,
             next_id: 1,
             timers: BinaryHeap::new(),
-            busy: VecDeque::new(),
+            busy: BusyQueue::default(),
             accept_paused_until: None,
             reserve: Reserve::new(match listen_addr {
                 SocketAddr::V4(_) => AddressFamily::Inet,
@@ -516,7 +547,7 @@ impl Server {
         match outcome {
             Outcome::Ended => self.remove(slot),
             Outcome::Busy => {
-                self.busy.push_back((slot, id));
+                self.busy.push(slot, id);
                 self.schedule(slot);
             }
             Outcome::Idle => self.schedule(slot),
@@ -525,7 +556,7 @@ impl Server {
 
     fn run_busy(&mut self) {
         for _ in 0..self.busy.len() {
-            let Some((slot, id)) = self.busy.pop_front() else {
+            let Some((slot, id)) = self.busy.pop() else {
                 break;
             };
             self.with_session(slot, Some(id), |s, ctx| s.pump(ctx));
@@ -611,6 +642,25 @@ mod tests {
         assert!(reserve.refill());
         assert!(reserve.fd.is_some());
         assert!(reserve.refill(), "taking it back twice holds one");
+    }
+
+    #[test]
+    fn a_session_is_in_the_busy_queue_at_most_once() {
+        let mut busy = BusyQueue::default();
+        busy.push(0, 1);
+        busy.push(1, 2);
+        busy.push(0, 1);
+        assert_eq!(busy.len(), 2, "a second event does not queue it again");
+        assert_eq!(busy.pop(), Some((0, 1)));
+        busy.push(0, 1);
+        assert_eq!(busy.pop(), Some((1, 2)));
+        assert_eq!(
+            busy.pop(),
+            Some((0, 1)),
+            "once taken, it may be queued again"
+        );
+        assert_eq!(busy.pop(), None);
+        assert!(busy.is_empty());
     }
 
     #[test]
