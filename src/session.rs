@@ -255,7 +255,6 @@ pub struct Session {
     client: Peer,
     server: Peer,
     engine: Engine,
-    addrs: SessionAddrs,
     /// The asynchronous connect to the server has completed.
     connected: bool,
     /// The proxy port of the session's live pinhole, held in the allocator.
@@ -328,7 +327,6 @@ impl Session {
             client: Peer::new(client),
             server: Peer::new(server),
             engine: Engine::new(settings.engine, settings.timeouts(), addrs, ctx.now),
-            addrs,
             connected: false,
             proxy_port: None,
             scheduled: None,
@@ -365,11 +363,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    /// The session's addresses.
-    pub fn addrs(&self) -> &SessionAddrs {
-        &self.addrs
     }
 
     /// When [`Session::expire`] must run next: the engine's deadline.
