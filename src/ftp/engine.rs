@@ -242,8 +242,13 @@ impl Engine {
     /// will never be installed or released by the driver), and the session
     /// ends with the pinhole's 421. The driver has logged the filter's
     /// error and released the refused pinhole's own port.
+    ///
+    /// A later line of the same read may already have ended the session
+    /// (a bad port): its refusal is still queued behind the rewritten line,
+    /// and is replaced too, so that line never reaches the server. Once
+    /// [`Action::End`] has been taken there is nothing left to change.
     pub fn pinhole_failed(&mut self, ports: &mut dyn ProxyPorts) {
-        if self.ended {
+        if self.ended && self.queue.is_empty() {
             return;
         }
         for action in self.queue.drain(..) {

@@ -1125,6 +1125,26 @@ fn refused_pinhole_gives_back_the_ports_of_the_pinholes_dropped_after_it() {
 }
 
 #[test]
+fn refused_pinhole_drops_its_port_line_even_when_a_later_line_ended_the_session() {
+    let mut s = Session::greeted(config());
+    s.engine.input(
+        Side::Client,
+        b"PORT 10,0,0,2,4,1\r\nPORT 10,0,0,2,0,21\r\n",
+        s.now,
+        &mut s.ports,
+    );
+    let first = std::iter::from_fn(|| s.engine.poll_action())
+        .find(|action| !matches!(action, Action::Log(..)));
+    assert_eq!(
+        first,
+        Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
+    );
+    s.engine.pinhole_failed(&mut s.ports);
+    assert_eq!(without_logs(s.drain()), refused(Refusal::Pinhole));
+    assert_eq!(s.deadline(), None);
+}
+
+#[test]
 fn pinhole_failure_after_the_end_changes_nothing() {
     let mut s = Session::greeted(config());
     assert_eq!(
