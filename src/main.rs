@@ -25,6 +25,23 @@ use ftp_proxy::session::{Settings, CONNECT_TIMEOUT};
 use ftp_proxy::sys::{self, Lookup};
 use ftp_proxy::{log_at, sandbox};
 
+/// Descriptors the daemon holds whatever its sessions, at most (Linux,
+/// daemon mode): standard input, output and error (/dev/null), the
+/// listener, the poll instance, the signal socket pair (2), the packet
+/// filter's handle (the netlink socket; /dev/pf on OpenBSD), the syslog
+/// socket (connected at once by LOG_NDELAY; none on OpenBSD, whose
+/// sendsyslog(2) needs none) and the reserve descriptor that lets a client be
+/// told "out of file descriptors": 3 + 1 + 1 + 2 + 1 + 1 + 1 = 10.
+const FIXED_DESCRIPTORS: u64 = 10;
+
+/// RLIMIT_NOFILE for `-m maxsessions`: two per session (the client's and
+/// the server's control connections), the fixed ones, and one for the
+/// client beyond the limit, accepted only to be refused with the `-m` 421
+/// (the original's `2 × maxsessions + 10` had no reserve descriptor).
+fn descriptor_budget(max_sessions: u32) -> u64 {
+    2 * u64::from(max_sessions) + FIXED_DESCRIPTORS + 1
+}
+
 /// Like errx(3): the message on stderr, exit status 1.
 fn fatal(msg: impl std::fmt::Display) -> ! {
     eprintln!("ftp-proxy: {msg}");
@@ -61,7 +78,7 @@ fn main() {
     }
     let account = sandbox::lookup_user().unwrap_or_else(|e| fatal(e));
 
-    let nofile = 2 * u64::from(opts.max_sessions) + 10;
+    let nofile = descriptor_budget(opts.max_sessions);
     if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, nofile, nofile) {
         fatal(format_args!("setrlimit: {e}"));
     }

@@ -10,7 +10,7 @@
 //! accepts, connects, reads and writes.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -38,7 +38,8 @@ const SIGNALS: Token = Token(1);
 const FIRST_SESSION: usize = 2;
 
 /// How long accepting pauses after EMFILE/ENFILE when not even the
-/// reserve descriptor helps, as the original always does.
+/// reserve descriptor helps, as the original always does, and after any
+/// accept(2) error that is not one connection's own.
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
 
 /// One descriptor held back for the moment accept(2) fails for want of
@@ -76,18 +77,89 @@ impl Reserve {
 }
 
 /// What the reserve descriptor's accept found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum ReserveAccept {
-    /// A client, now turned away with the 421: more may wait.
-    Refused,
+    /// A client, now turned away with the 421, or one whose connection
+    /// failed before it was taken: more may wait.
+    TryAgain,
     /// Nobody waits: the backlog is empty.
     NobodyWaits,
-    /// No reserve to free, or the accept failed again.
-    Failed,
+    /// There was no reserve descriptor to free.
+    NoReserve,
+    /// The accept with the reserve failed with this error.
+    AcceptFailed(io::Error),
 }
 
-fn out_of_descriptors(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+/// What an accept(2) error means for the connections still waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcceptError {
+    /// One connection failed (or the call was interrupted): the next may
+    /// be fine, so accepting goes on.
+    Connection,
+    /// No descriptor left (EMFILE, ENFILE): the reserve's turn.
+    NoDescriptors,
+    /// Anything else (ENOBUFS, ENOMEM, …): accepting pauses and is tried
+    /// again, since the edge-triggered listener raises no new event for
+    /// the clients already waiting.
+    Other,
+}
+
+/// Errors of one connection, or of the call itself, that accept(2) passes
+/// on (Linux's accept(2) lists the network errors under "Error handling":
+/// they are to be treated like EAGAIN, by accepting again).
+const CONNECTION_ERRORS: &[i32] = &[
+    libc::ECONNABORTED,
+    libc::EINTR,
+    libc::EPROTO,
+    libc::ENOPROTOOPT,
+    libc::ENETDOWN,
+    libc::ENETUNREACH,
+    libc::EHOSTDOWN,
+    libc::EHOSTUNREACH,
+    libc::EOPNOTSUPP,
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    libc::ENONET,
+];
+
+fn accept_error(e: &io::Error) -> AcceptError {
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => AcceptError::NoDescriptors,
+        Some(errno) if CONNECTION_ERRORS.contains(&errno) => AcceptError::Connection,
+        _ if e.kind() == io::ErrorKind::Interrupted => AcceptError::Connection,
+        _ => AcceptError::Other,
+    }
+}
+
+/// Sessions that stopped pumping at the round limit with bytes waiting, in
+/// turn. A session is queued at most once, however many readiness events
+/// it has between two turns, so each gets one share of
+/// [`Session::pump`]'s rounds per turn of the loop.
+#[derive(Debug, Default)]
+struct BusyQueue {
+    order: VecDeque<(usize, SessionId)>,
+    queued: HashSet<(usize, SessionId)>,
+}
+
+impl BusyQueue {
+    fn push(&mut self, slot: usize, id: SessionId) {
+        if self.queued.insert((slot, id)) {
+            self.order.push_back((slot, id));
+        }
+    }
+
+    fn pop(&mut self) -> Option<(usize, SessionId)> {
+        let entry = self.order.pop_front()?;
+        self.queued.remove(&entry);
+        Some(entry)
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
 }
 
 /// What the event loop needs from the command line.
@@ -132,8 +204,7 @@ pub struct Server {
     next_id: SessionId,
     /// (deadline, slot, session id); stale entries are skipped when popped.
     timers: BinaryHeap<Reverse<(Instant, usize, SessionId)>>,
-    /// Sessions that stopped pumping at the round limit with bytes waiting.
-    busy: VecDeque<(usize, SessionId)>,
+    busy: BusyQueue,
     accept_paused_until: Option<Instant>,
     reserve: Reserve,
     signal_pipe: UnixStream,
@@ -181,7 +252,7 @@ impl Server {
             count: 0,
             next_id: 1,
             timers: BinaryHeap::new(),
-            busy: VecDeque::new(),
+            busy: BusyQueue::default(),
             accept_paused_until: None,
             reserve: Reserve::new(match listen_addr {
                 SocketAddr::V4(_) => AddressFamily::Inet,
@@ -279,40 +350,48 @@ impl Server {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) => {}
-                // accept(2) takes a descriptor before it looks for a client,
-                // so EMFILE also comes when nobody waits: only the reserve's
-                // accept says whether someone did.
-                Err(e) if out_of_descriptors(&e) => match self.refuse_with_reserve(&e) {
-                    ReserveAccept::Refused => {}
-                    ReserveAccept::NobodyWaits => return,
-                    ReserveAccept::Failed => {
+                Err(e) => match accept_error(&e) {
+                    AcceptError::Connection => {}
+                    // accept(2) takes a descriptor before it looks for a
+                    // client, so EMFILE also comes when nobody waits: only
+                    // the reserve's accept says whether someone did.
+                    AcceptError::NoDescriptors => match self.refuse_with_reserve(&e) {
+                        ReserveAccept::TryAgain => {}
+                        ReserveAccept::NobodyWaits => return,
+                        ReserveAccept::NoReserve => {
+                            log_at!(Level::Crit, "accept() failed: {e}");
+                            return self.pause_accepting();
+                        }
+                        ReserveAccept::AcceptFailed(again) => {
+                            log_at!(Level::Crit, "accept() failed: {again}");
+                            return self.pause_accepting();
+                        }
+                    },
+                    AcceptError::Other => {
                         log_at!(Level::Crit, "accept() failed: {e}");
-                        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-                        return;
+                        return self.pause_accepting();
                     }
                 },
-                Err(e) => {
-                    log_at!(Level::Crit, "accept() failed: {e}");
-                    return;
-                }
             }
         }
+    }
+
+    /// Stops accepting for [`ACCEPT_PAUSE`]; `run_timers` then accepts
+    /// again whether or not a new connection raised an event.
+    fn pause_accepting(&mut self) {
+        self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
     }
 
     /// accept(2) failed with `e` for want of descriptors: frees the
     /// reserve, accepts the waiting client with it, tells it why with a 421
     /// and closes it, then takes the reserve back, as a client over `-m` is
-    /// turned away. Says whether a client was refused, nobody waited, or
-    /// there was no reserve to free or the accept failed again (the caller
-    /// then pauses accepting).
+    /// turned away. Says whether to accept again (a client was refused, or
+    /// its connection failed first), nobody waited, or there was no reserve
+    /// to free or the accept failed otherwise (the caller then pauses
+    /// accepting).
     fn refuse_with_reserve(&mut self, e: &io::Error) -> ReserveAccept {
         if !self.reserve.release() {
-            return ReserveAccept::Failed;
+            return ReserveAccept::NoReserve;
         }
         let refused = match self.listener.accept() {
             Ok((mut client, peer)) => {
@@ -322,10 +401,13 @@ impl Server {
                     peer.ip()
                 );
                 session::refuse(&mut client, Refusal::NoDescriptors);
-                ReserveAccept::Refused
+                ReserveAccept::TryAgain
             }
             Err(again) if again.kind() == io::ErrorKind::WouldBlock => ReserveAccept::NobodyWaits,
-            Err(_) => ReserveAccept::Failed,
+            Err(again) if accept_error(&again) == AcceptError::Connection => {
+                ReserveAccept::TryAgain
+            }
+            Err(again) => ReserveAccept::AcceptFailed(again),
         };
         if !self.reserve.refill() {
             log_at!(Level::Crit, "cannot take the reserve descriptor back");
@@ -360,14 +442,6 @@ impl Server {
                 return;
             }
         };
-        match crate::sys::client_rdomain(&client) {
-            Ok(rdomain) => self.filter.set_client_rdomain(id, rdomain),
-            Err(e) => {
-                log_at!(Level::Crit, "#{id} getsockopt failed: {e}");
-                session::refuse(&mut client, Refusal::ServerUnreachable);
-                return;
-            }
-        }
         let local = client.local_addr().ok();
         if self.config.fixed_server.is_none()
             && Some(orig) == local
@@ -382,6 +456,16 @@ impl Server {
             );
             session::refuse(&mut client, Refusal::NotRedirected);
             return;
+        }
+        // Noted only for a connection that becomes a session: every path
+        // from here on closes the id in the filter, which forgets it.
+        match crate::sys::client_rdomain(&client) {
+            Ok(rdomain) => self.filter.set_client_rdomain(id, rdomain),
+            Err(e) => {
+                log_at!(Level::Crit, "#{id} getsockopt failed: {e}");
+                session::refuse(&mut client, Refusal::ServerUnreachable);
+                return;
+            }
         }
         let ends = Endpoints {
             client: peer,
@@ -463,7 +547,7 @@ impl Server {
         match outcome {
             Outcome::Ended => self.remove(slot),
             Outcome::Busy => {
-                self.busy.push_back((slot, id));
+                self.busy.push(slot, id);
                 self.schedule(slot);
             }
             Outcome::Idle => self.schedule(slot),
@@ -472,7 +556,7 @@ impl Server {
 
     fn run_busy(&mut self) {
         for _ in 0..self.busy.len() {
-            let Some((slot, id)) = self.busy.pop_front() else {
+            let Some((slot, id)) = self.busy.pop() else {
                 break;
             };
             self.with_session(slot, Some(id), |s, ctx| s.pump(ctx));
@@ -561,15 +645,41 @@ mod tests {
     }
 
     #[test]
-    fn only_emfile_and_enfile_use_the_reserve() {
+    fn a_session_is_in_the_busy_queue_at_most_once() {
+        let mut busy = BusyQueue::default();
+        busy.push(0, 1);
+        busy.push(1, 2);
+        busy.push(0, 1);
+        assert_eq!(busy.len(), 2, "a second event does not queue it again");
+        assert_eq!(busy.pop(), Some((0, 1)));
+        busy.push(0, 1);
+        assert_eq!(busy.pop(), Some((1, 2)));
+        assert_eq!(
+            busy.pop(),
+            Some((0, 1)),
+            "once taken, it may be queued again"
+        );
+        assert_eq!(busy.pop(), None);
+        assert!(busy.is_empty());
+    }
+
+    #[test]
+    fn accept_errors_go_on_use_the_reserve_or_pause() {
         for (errno, want) in [
-            (libc::EMFILE, true),
-            (libc::ENFILE, true),
-            (libc::ENOBUFS, false),
-            (libc::ECONNABORTED, false),
+            (libc::EMFILE, AcceptError::NoDescriptors),
+            (libc::ENFILE, AcceptError::NoDescriptors),
+            (libc::ECONNABORTED, AcceptError::Connection),
+            (libc::EINTR, AcceptError::Connection),
+            (libc::EPROTO, AcceptError::Connection),
+            (libc::ENETDOWN, AcceptError::Connection),
+            (libc::EHOSTUNREACH, AcceptError::Connection),
+            (libc::ENETUNREACH, AcceptError::Connection),
+            (libc::EOPNOTSUPP, AcceptError::Connection),
+            (libc::ENOBUFS, AcceptError::Other),
+            (libc::ENOMEM, AcceptError::Other),
         ] {
             let e = io::Error::from_raw_os_error(errno);
-            assert_eq!(out_of_descriptors(&e), want, "{e}");
+            assert_eq!(accept_error(&e), want, "{e}");
         }
     }
 }

@@ -36,7 +36,7 @@ use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, Sockadd
 use crate::filter::{Filter, SessionId};
 use crate::ftp::rewrite::refusal;
 pub use crate::ftp::Side;
-use crate::ftp::{Action, Engine, EngineConfig, Refusal, Timeouts};
+use crate::ftp::{Action, Engine, EngineConfig, ProxyPorts, Refusal, Timeouts};
 use crate::log::Level;
 use crate::log_at;
 use crate::pinhole::SessionAddrs;
@@ -255,7 +255,6 @@ pub struct Session {
     client: Peer,
     server: Peer,
     engine: Engine,
-    addrs: SessionAddrs,
     /// The asynchronous connect to the server has completed.
     connected: bool,
     /// The proxy port of the session's live pinhole, held in the allocator.
@@ -328,7 +327,6 @@ impl Session {
             client: Peer::new(client),
             server: Peer::new(server),
             engine: Engine::new(settings.engine, settings.timeouts(), addrs, ctx.now),
-            addrs,
             connected: false,
             proxy_port: None,
             scheduled: None,
@@ -365,11 +363,6 @@ impl Session {
             }
         }
         Ok(())
-    }
-
-    /// The session's addresses.
-    pub fn addrs(&self) -> &SessionAddrs {
-        &self.addrs
     }
 
     /// When [`Session::expire`] must run next: the engine's deadline.
@@ -502,7 +495,7 @@ impl Session {
                             self.id,
                             ctx.filter.name()
                         );
-                        self.engine.pinhole_failed();
+                        self.engine.pinhole_failed(ctx.ports);
                     }
                 },
                 Action::End => return self.end(None, ctx),
@@ -729,6 +722,98 @@ mod tests {
         assert!(interest(true).is_writable());
         assert!(!interest(false).is_writable());
         assert!(interest(false).is_readable());
+    }
+
+    /// A filter that refuses every pinhole.
+    struct Refusing;
+
+    impl Filter for Refusing {
+        fn name(&self) -> &'static str {
+            "refusing"
+        }
+        fn open(&mut self, _: SessionId, _: &crate::pinhole::Pinhole) -> io::Result<()> {
+            Err(io::Error::from_raw_os_error(libc::EPERM))
+        }
+        fn close(&mut self, _: SessionId) -> io::Result<()> {
+            Ok(())
+        }
+        fn shutdown(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn refused_pinhole_leaves_no_proxy_port_held() {
+        use std::net::{Ipv4Addr, TcpListener};
+        let settings = Settings {
+            idle_timeout: None,
+            connect_timeout: CONNECT_TIMEOUT,
+            engine: EngineConfig {
+                anonymous_only: false,
+                ipv6: false,
+                rfc_mode: false,
+                log_level: Level::Emerg,
+            },
+        };
+        let mut filter = Refusing;
+        let mut ports = PortAllocator::new();
+        let server_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let front = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let mut client = std::net::TcpStream::connect(front.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let (accepted, peer) = front.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        let server_addr = server_listener.local_addr().unwrap();
+        let ends = Endpoints {
+            client: peer,
+            orig: server_addr,
+            server: server_addr,
+            source: None,
+        };
+        let mut ctx = Context {
+            filter: &mut filter,
+            ports: &mut ports,
+            settings: &settings,
+            now: Instant::now(),
+        };
+        let mut session =
+            Session::start(1, TcpStream::from_std(accepted), ends, 1, 1, &mut ctx).unwrap();
+        let (mut server, _) = server_listener.accept().unwrap();
+        server.write_all(b"220 ready\r\n").unwrap();
+        // Two PORT lines in one read: the first pinhole is refused, and the
+        // second's proxy port was picked with it.
+        client
+            .write_all(b"PORT 127,0,0,1,4,1\r\nPORT 127,0,0,1,4,2\r\n")
+            .unwrap();
+        let readable = Readiness {
+            readable: true,
+            hangup: false,
+            urgent: false,
+        };
+        let start = Instant::now();
+        let mut outcome = Outcome::Idle;
+        while outcome != Outcome::Ended {
+            assert!(start.elapsed() < Duration::from_secs(10), "never ended");
+            outcome = session.on_event(Side::Server, readable, &mut ctx);
+            if outcome != Outcome::Ended {
+                outcome = session.on_event(Side::Client, readable, &mut ctx);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(session);
+        let mut got = String::new();
+        client.read_to_string(&mut got).unwrap();
+        assert!(
+            got.ends_with("421 Cannot open the data connection in the firewall.\r\n"),
+            "{got:?}"
+        );
+        assert_eq!(
+            ports.live(),
+            0,
+            "a proxy port is held after the session ended"
+        );
     }
 
     #[test]

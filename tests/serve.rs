@@ -22,6 +22,8 @@ const WAIT: Duration = Duration::from_secs(10);
 #[derive(Debug, Default)]
 struct Record {
     opened: Vec<(SessionId, Pinhole)>,
+    /// The sessions whose client rdomain was noted.
+    rdomain_noted: Vec<SessionId>,
     closed: Vec<SessionId>,
     shut_down: bool,
     fail_open: bool,
@@ -71,6 +73,9 @@ impl Filter for Recorder {
     fn close(&mut self, id: SessionId) -> io::Result<()> {
         self.0.lock().unwrap().closed.push(id);
         Ok(())
+    }
+    fn set_client_rdomain(&mut self, id: SessionId, _rdomain: Option<u32>) {
+        self.0.lock().unwrap().rdomain_noted.push(id);
     }
     fn shutdown(&mut self) -> io::Result<()> {
         self.0.lock().unwrap().shut_down = true;
@@ -315,10 +320,18 @@ fn unreachable_server_gets_421_and_the_filter_forgets_the_session() {
 
 #[test]
 fn connection_that_was_not_redirected_is_refused() {
-    let proxy = Proxy::start(config(None), Recorder::default());
+    let filter = Recorder::default();
+    let proxy = Proxy::start(config(None), filter.clone());
     let rest = proxy.connect().rest();
     assert!(rest.starts_with("421 "), "{rest:?}");
     proxy.stop();
+    // Nothing is noted in the filter for it that no close would forget
+    // (pf's map of client rdomains would grow with each such connection).
+    filter.get(|r| {
+        for id in &r.rdomain_noted {
+            assert!(r.closed.contains(id), "session {id} noted, never closed");
+        }
+    });
 }
 
 #[test]

@@ -38,4 +38,8 @@ impl ProxyPorts for FuzzPorts {
         self.picked.push(port);
         port
     }
+
+    /// Nothing to give back: ports are handed out in turn, never checked
+    /// against the live ones.
+    fn release(&mut self, _port: u16) {}
 }

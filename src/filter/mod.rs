@@ -10,6 +10,7 @@ use crate::pinhole::Pinhole;
 
 #[cfg(target_os = "linux")]
 pub mod nft;
+#[allow(unsafe_code)]
 pub mod pf;
 
 /// A session's number: 1 for the first accepted session, never reused.

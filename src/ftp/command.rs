@@ -192,7 +192,7 @@ mod tests {
     }
 
     #[test]
-    fn port_traps() {
+    fn port_refuses_what_the_original_s_scan_refuses() {
         // A trailing blank: the backward scan stops at it.
         assert_eq!(port_argument(b"PORT 10,0,0,2,4,1 \r\n"), None);
         // Spaces after the commas: the scan starts at the last one.

@@ -8,7 +8,8 @@
 //! the choice between their 421 lines are therefore tested on a virtual
 //! clock. The driver reports a pinhole the filter refused with
 //! [`Engine::pinhole_failed`]; the engine drops what it had queued behind
-//! it and ends the session.
+//! it (giving back the proxy ports it had picked for it) and ends the
+//! session.
 //!
 //! It follows OpenBSD's ftp-proxy.c (`client_parse`, `server_parse`,
 //! `allow_data_connection`) with two decided improvements:
@@ -192,9 +193,7 @@ impl Engine {
                 self.server_deadline = idle_end;
             }
         }
-        let mut out = std::mem::take(&mut self.queue);
-        self.frame(side, bytes, ports, &mut out);
-        self.queue = out;
+        self.frame(side, bytes, ports);
     }
 
     /// The next thing to do, in order. After [`Action::End`] there is none.
@@ -222,37 +221,42 @@ impl Engine {
         if self.ended {
             return;
         }
-        let mut out = std::mem::take(&mut self.queue);
         if self.client_deadline.is_some_and(|d| d <= now) {
-            self.refuse(
-                Refusal::ClientTimeout,
-                Level::Err,
-                || "client timeout".to_owned(),
-                &mut out,
-            );
+            self.refuse(Refusal::ClientTimeout, Level::Err, || {
+                "client timeout".to_owned()
+            });
         } else if self.server_deadline.is_some_and(|d| d <= now) {
             let why = if self.server_heard {
                 Refusal::ServerIdle
             } else {
                 Refusal::ServerTimeout
             };
-            self.refuse(why, Level::Notice, || "server timeout".to_owned(), &mut out);
+            self.refuse(why, Level::Notice, || "server timeout".to_owned());
         }
-        self.queue = out;
     }
 
     /// The filter refused the pinhole of the last [`Action::Open`] taken.
     /// What the engine queued after it (the rewritten line that would name
-    /// a port nobody can reach) is dropped, and the session ends with the
-    /// pinhole's 421. The driver has logged the filter's error.
-    pub fn pinhole_failed(&mut self) {
-        if self.ended {
+    /// a port nobody can reach) is dropped, the proxy ports of the pinholes
+    /// dropped with it are given back to `ports` (they were picked, and
+    /// will never be installed or released by the driver), and the session
+    /// ends with the pinhole's 421. The driver has logged the filter's
+    /// error and released the refused pinhole's own port.
+    ///
+    /// A later line of the same read may already have ended the session
+    /// (a bad port): its refusal is still queued behind the rewritten line,
+    /// and is replaced too, so that line never reaches the server. Once
+    /// [`Action::End`] has been taken there is nothing left to change.
+    pub fn pinhole_failed(&mut self, ports: &mut dyn ProxyPorts) {
+        if self.ended && self.queue.is_empty() {
             return;
         }
-        let mut out = std::mem::take(&mut self.queue);
-        out.clear();
-        self.end(Refusal::Pinhole, &mut out);
-        self.queue = out;
+        for action in self.queue.drain(..) {
+            if let Action::Open(pinhole) = action {
+                ports.release(pinhole.proxy_port);
+            }
+        }
+        self.end(Refusal::Pinhole);
     }
 
     /// Whether the session has ended ([`Action::End`] has been queued).
@@ -262,13 +266,7 @@ impl Engine {
 
     /// Frames one side's bytes into lines and handles each, until the
     /// bytes run out or the session ends.
-    fn frame(
-        &mut self,
-        side: Side,
-        bytes: &[u8],
-        ports: &mut dyn ProxyPorts,
-        out: &mut VecDeque<Action>,
-    ) {
+    fn frame(&mut self, side: Side, bytes: &[u8], ports: &mut dyn ProxyPorts) {
         let mut rest = bytes;
         while !self.ended {
             let next = match side {
@@ -276,58 +274,50 @@ impl Engine {
                 Side::Server => self.server_lines.next_line(&mut rest),
             };
             match (next, side) {
-                (Ok(Some(line)), Side::Client) => self.client_line(&line, ports, out),
-                (Ok(Some(line)), Side::Server) => self.server_line(&line, ports, out),
+                (Ok(Some(line)), Side::Client) => self.client_line(&line, ports),
+                (Ok(Some(line)), Side::Server) => self.server_line(&line, ports),
                 (Ok(None), _) => break,
-                (Err(Unclean), Side::Client) => self.refuse(
-                    Refusal::ClientLine,
-                    Level::Err,
-                    || "client command too long or not clean".to_owned(),
-                    out,
-                ),
-                (Err(Unclean), Side::Server) => self.refuse(
-                    Refusal::ServerLine,
-                    Level::Err,
-                    || "server reply too long or not clean".to_owned(),
-                    out,
-                ),
+                (Err(Unclean), Side::Client) => {
+                    self.refuse(Refusal::ClientLine, Level::Err, || {
+                        "client command too long or not clean".to_owned()
+                    })
+                }
+                (Err(Unclean), Side::Server) => {
+                    self.refuse(Refusal::ServerLine, Level::Err, || {
+                        "server reply too long or not clean".to_owned()
+                    })
+                }
             }
         }
     }
 
     /// One complete client line (ftp-proxy.c's `client_parse`).
-    fn client_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut VecDeque<Action>) {
-        self.log(out, Level::Debug, || format!("client: {}", shown(line)));
+    fn client_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts) {
+        self.log(Level::Debug, || format!("client: {}", shown(line)));
         match command::classify(line) {
-            Command::Pasv | Command::Port if self.config.ipv6 => self.refuse(
-                Refusal::Ipv6PasvPort,
-                Level::Crit,
-                || "PASV and PORT not allowed with IPv6".to_owned(),
-                out,
-            ),
-            kind @ (Command::Port | Command::Eprt) => self.active(line, kind, ports, out),
-            Command::Pasv => self.forward_command(line, Some(Passive::Pasv), out),
-            Command::Epsv => self.forward_command(line, Some(Passive::Epsv), out),
+            Command::Pasv | Command::Port if self.config.ipv6 => {
+                self.refuse(Refusal::Ipv6PasvPort, Level::Crit, || {
+                    "PASV and PORT not allowed with IPv6".to_owned()
+                })
+            }
+            kind @ (Command::Port | Command::Eprt) => self.active(line, kind, ports),
+            Command::Pasv => self.forward_command(line, Some(Passive::Pasv)),
+            Command::Epsv => self.forward_command(line, Some(Passive::Epsv)),
             Command::StartsWithU
                 if self.config.anonymous_only && !command::is_anonymous_login(line) =>
             {
-                self.refuse_login(out)
+                self.refuse_login()
             }
-            Command::StartsWithU | Command::Other => self.forward_command(line, None, out),
+            Command::StartsWithU | Command::Other => self.forward_command(line, None),
         }
     }
 
     /// Sends a client line on unchanged. A line with command text will get
     /// a reply, so it joins the queue; a blank line does not.
-    fn forward_command(
-        &mut self,
-        line: &[u8],
-        passive: Option<Passive>,
-        out: &mut VecDeque<Action>,
-    ) {
-        out.push_back(Action::ToServer(line.to_vec()));
+    fn forward_command(&mut self, line: &[u8], passive: Option<Passive>) {
+        self.queue.push_back(Action::ToServer(line.to_vec()));
         if command::has_command_text(line) {
-            self.expect(Pending::Reply(passive), out);
+            self.expect(Pending::Reply(passive));
         }
     }
 
@@ -335,13 +325,7 @@ impl Engine {
     /// pinhole goes in at once, before the line reaches the server, so
     /// [`Action::Open`] comes first: a server that connects as soon as it
     /// reads PORT finds the pinhole in place.
-    fn active(
-        &mut self,
-        line: &[u8],
-        kind: Command,
-        ports: &mut dyn ProxyPorts,
-        out: &mut VecDeque<Action>,
-    ) {
+    fn active(&mut self, line: &[u8], kind: Command, ports: &mut dyn ProxyPorts) {
         let is_port = kind == Command::Port;
         let port = if is_port {
             command::port_argument(line)
@@ -349,7 +333,7 @@ impl Engine {
             command::eprt_argument(line)
         };
         let Some(port) = port.filter(|&port| port >= MIN_DATA_PORT) else {
-            return self.refuse_bad_port(line, out);
+            return self.refuse_bad_port(line);
         };
         let proxy_port = ports.pick(port);
         let rewritten = if is_port {
@@ -357,51 +341,50 @@ impl Engine {
         } else {
             rewrite::eprt_command(self.addrs.proxy, proxy_port)
         };
-        self.log(out, Level::Debug, || {
-            format!("proxy: {}", shown(&rewritten))
-        });
-        self.log(out, Level::Info, || {
+        self.log(Level::Debug, || format!("proxy: {}", shown(&rewritten)));
+        self.log(Level::Info, || {
             format!("active: server to client port {port} via port {proxy_port}")
         });
         let from_port_20 = self.config.rfc_mode && is_port;
         let pinhole = Pinhole::active(&self.addrs, port, proxy_port, from_port_20);
-        out.push_back(Action::Open(pinhole));
-        out.push_back(Action::ToServer(rewritten));
-        self.expect(Pending::Reply(None), out);
+        self.queue.push_back(Action::Open(pinhole));
+        self.queue.push_back(Action::ToServer(rewritten));
+        self.expect(Pending::Reply(None));
     }
 
     /// `-A` and a `U` line other than USER ftp/anonymous: the proxy answers
     /// 500 itself, in turn after the replies the client still waits for, and
     /// the session goes on, as ftp-proxy.c's `client_parse_anon`.
-    fn refuse_login(&mut self, out: &mut VecDeque<Action>) {
+    fn refuse_login(&mut self) {
         if self.pending.is_empty() {
-            self.send_anonymous_refusal(out);
+            self.send_anonymous_refusal();
         } else {
-            self.expect(Pending::AnonymousRefusal, out);
+            self.expect(Pending::AnonymousRefusal);
         }
     }
 
-    fn send_anonymous_refusal(&self, out: &mut VecDeque<Action>) {
-        self.log(out, Level::Debug, || {
+    fn send_anonymous_refusal(&mut self) {
+        self.log(Level::Debug, || {
             format!("proxy: {}", shown(rewrite::ANONYMOUS_ONLY))
         });
-        out.push_back(Action::ToClient(rewrite::ANONYMOUS_ONLY.to_vec()));
+        self.queue
+            .push_back(Action::ToClient(rewrite::ANONYMOUS_ONLY.to_vec()));
     }
 
     /// One complete server line (ftp-proxy.c's `server_parse`, with the reply queue and
     /// multi-line 227/229 of the improvements).
-    fn server_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts, out: &mut VecDeque<Action>) {
-        self.log(out, Level::Debug, || format!("server: {}", shown(line)));
+    fn server_line(&mut self, line: &[u8], ports: &mut dyn ProxyPorts) {
+        self.log(Level::Debug, || format!("server: {}", shown(line)));
         let place = self.replies.place(line);
         if let Some(held) = self.held.take() {
-            return self.hold_line(held, line, place, ports, out);
+            return self.hold_line(held, line, place, ports);
         }
         match place {
             ReplyLine::Single(code) if reply::is_final(code) => match self.awaited_passive(code) {
-                Some(passive) => self.rewrite_passive(passive, line, ports, out),
+                Some(passive) => self.rewrite_passive(passive, line, ports),
                 None => {
-                    out.push_back(Action::ToClient(line.to_vec()));
-                    self.complete_oldest(out);
+                    self.queue.push_back(Action::ToClient(line.to_vec()));
+                    self.complete_oldest();
                 }
             },
             ReplyLine::First(code) => match self.awaited_passive(code) {
@@ -412,16 +395,16 @@ impl Engine {
                         lines: 1,
                     })
                 }
-                None => out.push_back(Action::ToClient(line.to_vec())),
+                None => self.queue.push_back(Action::ToClient(line.to_vec())),
             },
             ReplyLine::Last(code) => {
-                out.push_back(Action::ToClient(line.to_vec()));
+                self.queue.push_back(Action::ToClient(line.to_vec()));
                 if reply::is_final(code) {
-                    self.complete_oldest(out);
+                    self.complete_oldest();
                 }
             }
             ReplyLine::Single(_) | ReplyLine::Inner | ReplyLine::Stray => {
-                out.push_back(Action::ToClient(line.to_vec()))
+                self.queue.push_back(Action::ToClient(line.to_vec()))
             }
         }
     }
@@ -443,21 +426,17 @@ impl Engine {
         line: &[u8],
         place: ReplyLine,
         ports: &mut dyn ProxyPorts,
-        out: &mut VecDeque<Action>,
     ) {
         held.text.extend_from_slice(line);
         held.lines += 1;
         if held.lines > MAX_HELD_LINES || held.text.len() > MAX_HELD_BYTES {
             let code = held.passive.reply_code();
-            return self.refuse(
-                Refusal::ServerLine,
-                Level::Err,
-                || format!("server multi-line {code} reply too long"),
-                out,
-            );
+            return self.refuse(Refusal::ServerLine, Level::Err, || {
+                format!("server multi-line {code} reply too long")
+            });
         }
         if matches!(place, ReplyLine::Last(_)) {
-            self.rewrite_passive(held.passive, &held.text, ports, out);
+            self.rewrite_passive(held.passive, &held.text, ports);
         } else {
             self.held = Some(held);
         }
@@ -466,57 +445,49 @@ impl Engine {
     /// A 227/229 reply (one line, or all the lines of a multi-line one) to
     /// an outstanding PASV/EPSV: the port comes from the first line that
     /// parses, the pinhole goes in, and the client gets one rewritten line.
-    fn rewrite_passive(
-        &mut self,
-        passive: Passive,
-        reply: &[u8],
-        ports: &mut dyn ProxyPorts,
-        out: &mut VecDeque<Action>,
-    ) {
+    fn rewrite_passive(&mut self, passive: Passive, reply: &[u8], ports: &mut dyn ProxyPorts) {
         let port = reply
             .split_inclusive(|&byte| byte == b'\n')
             .find_map(|line| passive.port(line));
         let Some(port) = port.filter(|&port| port >= MIN_DATA_PORT) else {
-            return self.refuse_bad_port(reply, out);
+            return self.refuse_bad_port(reply);
         };
         let proxy_port = ports.pick(port);
         let rewritten = passive.rewritten(self.addrs.orig, proxy_port);
-        self.log(out, Level::Info, || {
+        self.log(Level::Info, || {
             format!("passive: client to server port {port} via port {proxy_port}")
         });
-        self.log(out, Level::Debug, || {
-            format!("proxy: {}", shown(&rewritten))
-        });
-        self.complete_through(passive, out);
-        out.push_back(Action::Open(Pinhole::passive(
+        self.log(Level::Debug, || format!("proxy: {}", shown(&rewritten)));
+        self.complete_through(passive);
+        self.queue.push_back(Action::Open(Pinhole::passive(
             &self.addrs,
             port,
             proxy_port,
         )));
-        out.push_back(Action::ToClient(rewritten));
-        self.release_anonymous_refusals(out);
+        self.queue.push_back(Action::ToClient(rewritten));
+        self.release_anonymous_refusals();
     }
 
     /// Adds an entry to the reply queue, forgetting the oldest beyond
     /// [`MAX_PENDING`].
-    fn expect(&mut self, entry: Pending, out: &mut VecDeque<Action>) {
+    fn expect(&mut self, entry: Pending) {
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
         }
         self.pending.push_back(entry);
-        self.release_anonymous_refusals(out);
+        self.release_anonymous_refusals();
     }
 
     /// A final reply answered the oldest command.
-    fn complete_oldest(&mut self, out: &mut VecDeque<Action>) {
+    fn complete_oldest(&mut self) {
         self.pending.pop_front();
-        self.release_anonymous_refusals(out);
+        self.release_anonymous_refusals();
     }
 
     /// A 227/229 answered the first outstanding PASV/EPSV: the commands
     /// before it are taken as answered too, and the proxy's own answers
     /// among them are sent first. The caller releases those after it.
-    fn complete_through(&mut self, passive: Passive, out: &mut VecDeque<Action>) {
+    fn complete_through(&mut self, passive: Passive) {
         let awaited = Pending::Reply(Some(passive));
         if !self.pending.contains(&awaited) {
             self.pending.pop_front();
@@ -524,7 +495,7 @@ impl Engine {
         }
         while let Some(entry) = self.pending.pop_front() {
             match entry {
-                Pending::AnonymousRefusal => self.send_anonymous_refusal(out),
+                Pending::AnonymousRefusal => self.send_anonymous_refusal(),
                 _ if entry == awaited => break,
                 Pending::Reply(_) => {}
             }
@@ -532,39 +503,31 @@ impl Engine {
     }
 
     /// Sends the `-A` answers that no earlier command waits in front of.
-    fn release_anonymous_refusals(&mut self, out: &mut VecDeque<Action>) {
+    fn release_anonymous_refusals(&mut self) {
         while self.pending.front() == Some(&Pending::AnonymousRefusal) {
             self.pending.pop_front();
-            self.send_anonymous_refusal(out);
+            self.send_anonymous_refusal();
         }
     }
 
-    fn refuse_bad_port(&mut self, line: &[u8], out: &mut VecDeque<Action>) {
-        self.refuse(
-            Refusal::BadPort,
-            Level::Crit,
-            || format!("bad port in '{}'", shown(line)),
-            out,
-        );
+    fn refuse_bad_port(&mut self, line: &[u8]) {
+        self.refuse(Refusal::BadPort, Level::Crit, || {
+            format!("bad port in '{}'", shown(line))
+        });
     }
 
     /// Ends the session: the log line, the client's 421, then
     /// [`Action::End`]; nothing is produced after it.
-    fn refuse(
-        &mut self,
-        why: Refusal,
-        level: Level,
-        message: impl FnOnce() -> String,
-        out: &mut VecDeque<Action>,
-    ) {
-        self.log(out, level, message);
-        self.end(why, out);
+    fn refuse(&mut self, why: Refusal, level: Level, message: impl FnOnce() -> String) {
+        self.log(level, message);
+        self.end(why);
     }
 
     /// The client's 421, then [`Action::End`]; nothing is produced after.
-    fn end(&mut self, why: Refusal, out: &mut VecDeque<Action>) {
-        out.push_back(Action::ToClient(rewrite::refusal(why).to_vec()));
-        out.push_back(Action::End);
+    fn end(&mut self, why: Refusal) {
+        self.queue
+            .push_back(Action::ToClient(rewrite::refusal(why).to_vec()));
+        self.queue.push_back(Action::End);
         self.ended = true;
         self.held = None;
         self.pending.clear();
@@ -572,9 +535,9 @@ impl Engine {
 
     /// Produces a log action only when `-D` lets the level through, and
     /// only then formats the message.
-    fn log(&self, out: &mut VecDeque<Action>, level: Level, message: impl FnOnce() -> String) {
+    fn log(&mut self, level: Level, message: impl FnOnce() -> String) {
         if level <= self.config.log_level {
-            out.push_back(Action::Log(level, message()));
+            self.queue.push_back(Action::Log(level, message()));
         }
     }
 }

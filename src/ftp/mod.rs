@@ -44,6 +44,10 @@ pub trait ProxyPorts {
     /// at all; the kernel then does not count the connection as redirected
     /// and its source would not be translated either.
     fn pick(&mut self, avoid: u16) -> u16;
+
+    /// Gives a port back: its pinhole was replaced, removed, or will never
+    /// be installed.
+    fn release(&mut self, port: u16);
 }
 
 /// Why the proxy itself ends a session. Each has a log line (written by
@@ -111,7 +115,8 @@ pub enum Action {
     /// Install this pinhole (replacing the session's previous one) before
     /// carrying out any later action. If the filter fails, the driver logs
     /// the error and calls [`Engine::pinhole_failed`], which replaces the
-    /// actions still queued by the [`Refusal::Pinhole`] 421 and the end.
+    /// actions still queued by the [`Refusal::Pinhole`] 421 and the end
+    /// (giving back the proxy ports of the pinholes among them).
     Open(Pinhole),
     /// A log message, without the `#<id> ` prefix the driver adds. Only
     /// produced when [`EngineConfig::log_level`] lets it through.

@@ -186,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn passive_port_traps() {
+    fn passive_port_refuses_what_the_original_s_scan_refuses() {
         // RFC 959 allows a 227 without parentheses; the original does not.
         assert_eq!(
             passive_port(b"227 Entering Passive Mode 192,0,2,10,4,1\r\n"),
@@ -221,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn extended_passive_port_traps() {
+    fn extended_passive_port_accepts_only_the_original_s_form() {
         // RFC 2428 allows any delimiter; the original only `|`.
         assert_eq!(extended_passive_port(b"229 x (!!!6446!)\r\n"), None);
         assert_eq!(extended_passive_port(b"229 x (###6446#)\r\n"), None);

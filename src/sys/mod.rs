@@ -174,8 +174,8 @@ pub fn daemonize(devnull: std::os::fd::OwnedFd) -> io::Result<()> {
 /// Makes each of `signals` store its number in `which` and write one byte
 /// to `wake` (the write end of a non-blocking pipe or socket pair the event
 /// loop watches). One descriptor serves every signal: the daemon's
-/// descriptor budget is the original's `2 × maxsessions + 10`, and copies
-/// per signal would eat into it.
+/// descriptor budget (`descriptor_budget` in main.rs) counts every fixed
+/// descriptor, and copies per signal would eat into it.
 pub fn notify_signals(
     signals: &[i32],
     wake: std::os::fd::RawFd,

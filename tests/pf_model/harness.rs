@@ -12,6 +12,7 @@ use std::fs::OpenOptions;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -35,6 +36,9 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const SERVER_DATA_PORT: u16 = 40000;
 /// The data port the client announces in PORT/EPRT.
 pub const CLIENT_DATA_PORT: u16 = 2000;
+/// The connections a lab's scripted server accepts before its thread ends
+/// (one per session); [`Lab::connect`] refuses to start more sessions.
+pub const SERVER_CONNECTIONS: usize = 16;
 
 /// One scenario's command line, as far as pf is concerned.
 #[derive(Debug, Clone, Default)]
@@ -52,9 +56,9 @@ pub struct Opts {
     pub log: u8,
     /// The client's rdomain as SO_RTABLE would report it (Linux sockets
     /// have none: the filter is told this value instead).
-    pub crd: Option<u32>,
+    pub client_rdomain: Option<u32>,
     /// The proxy's rdomain (getrtable()).
-    pub prd: u32,
+    pub proxy_rdomain: u32,
 }
 
 /// The addresses of a scenario.
@@ -87,16 +91,16 @@ impl Addrs {
     }
 }
 
-/// The real [`Pf`] with the client rdomain the test chose, and a record of
-/// what the backend said it installed (`Filter::describe`, the text the
-/// daemon logs as `#<id> rules:`).
-struct Wrapped {
+/// The real [`Pf`] told the client rdomain the test chose instead of the
+/// socket's, recording what the backend said it installed
+/// (`Filter::describe`, the text the daemon logs as `#<id> rules:`).
+struct PfWithChosenRdomain {
     inner: Pf,
-    crd: Option<u32>,
+    client_rdomain: Option<u32>,
     described: Arc<Mutex<Vec<String>>>,
 }
 
-impl Filter for Wrapped {
+impl Filter for PfWithChosenRdomain {
     fn name(&self) -> &'static str {
         self.inner.name()
     }
@@ -112,7 +116,8 @@ impl Filter for Wrapped {
         self.inner.shutdown()
     }
     fn set_client_rdomain(&mut self, id: SessionId, rdomain: Option<u32>) {
-        self.inner.set_client_rdomain(id, self.crd.or(rdomain));
+        self.inner
+            .set_client_rdomain(id, self.client_rdomain.or(rdomain));
     }
     fn describe(&self, id: SessionId) -> Vec<String> {
         self.inner.describe(id)
@@ -129,6 +134,8 @@ pub struct Lab {
     /// Lines the scripted server received (PORT/EPRT arguments).
     server_lines: Receiver<String>,
     described: Arc<Mutex<Vec<String>>>,
+    /// Clients connected so far, each a connection to the scripted server.
+    sessions: AtomicUsize,
     stop: StopHandle,
     thread: Option<JoinHandle<io::Result<i32>>>,
     /// What start-up logged beyond the checks.
@@ -150,14 +157,14 @@ impl Lab {
             tag: opts.tag.clone(),
             queue: opts.queue.clone(),
             client_rdomain: None,
-            proxy_rdomain: Some(opts.prd),
+            proxy_rdomain: Some(opts.proxy_rdomain),
         };
         let pf = Pf::with_device(Box::new(dev.clone()), rules)?;
         let startup = pf.startup_messages().to_vec();
         let described = Arc::new(Mutex::new(Vec::new()));
-        let filter = Wrapped {
+        let filter = PfWithChosenRdomain {
             inner: pf,
-            crd: opts.crd,
+            client_rdomain: opts.client_rdomain,
             described: Arc::clone(&described),
         };
         let (tx, server_lines) = mpsc::channel();
@@ -200,6 +207,7 @@ impl Lab {
             listen,
             server_lines,
             described,
+            sessions: AtomicUsize::new(0),
             stop,
             thread: Some(thread),
             startup,
@@ -209,6 +217,12 @@ impl Lab {
 
     /// A client connected from the client address, past the banner.
     pub fn connect(&self) -> Client {
+        let earlier = self.sessions.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            earlier < SERVER_CONNECTIONS,
+            "{}: the scripted server serves {SERVER_CONNECTIONS} sessions",
+            self.name
+        );
         let fd = socket::socket(
             if self.opts.ipv6 {
                 AddressFamily::Inet6
@@ -295,8 +309,8 @@ impl Lab {
             a.proxy,
             n.pport,
             n.port,
-            o.crd.unwrap_or(0),
-            o.prd,
+            o.client_rdomain.unwrap_or(0),
+            o.proxy_rdomain,
             u8::from(o.rfc),
             o.tag.as_deref().unwrap_or("-"),
             o.queue.as_deref().unwrap_or("-"),
@@ -396,7 +410,7 @@ fn ftp_server(addr: SocketAddr, lines: mpsc::Sender<String>) -> SocketAddr {
     let listener = TcpListener::bind(addr).unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
-        for conn in listener.incoming().take(16) {
+        for conn in listener.incoming().take(SERVER_CONNECTIONS) {
             let Ok(mut conn) = conn else { return };
             let lines = lines.clone();
             thread::spawn(move || {

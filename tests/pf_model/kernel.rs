@@ -18,7 +18,7 @@ use std::ffi::c_char;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use ftp_proxy::filter::pf::arg::{addr_mask, c_name, Arg};
+use ftp_proxy::filter::pf::arg::{addr_mask, c_name, Arg, Plain};
 use ftp_proxy::filter::pf::device::{Device, Request};
 use ftp_proxy::filter::pf::sys;
 use nix::errno::Errno;
@@ -488,14 +488,14 @@ impl Device for ModelDev {
         let name = request.name();
         let (result, bytes) = match request {
             Request::XBegin(e) => (k.begin(e.get_mut()), trans_bytes(e)),
-            Request::AddRule(pr) => (k.add_rule(pr.get_mut()), pr.bytes().to_vec()),
+            Request::AddRule(pr) => (k.add_rule(pr.get_mut()), sent(pr)),
             Request::XCommit(e) => (k.commit(e.get_mut()), trans_bytes(e)),
             Request::GetStatus(st) => {
                 st.get_mut().running = u32::from(k.running);
-                (Ok(()), st.bytes().to_vec())
+                (Ok(()), sent(st))
             }
-            Request::GetRulesets(rs) => (k.get_rulesets(rs.get_mut()), rs.bytes().to_vec()),
-            Request::GetRuleset(rs) => (k.get_ruleset(rs.get_mut()), rs.bytes().to_vec()),
+            Request::GetRulesets(rs) => (k.get_rulesets(rs.get_mut()), sent(rs)),
+            Request::GetRuleset(rs) => (k.get_ruleset(rs.get_mut()), sent(rs)),
         };
         k.calls.push(Call {
             name,
@@ -506,14 +506,23 @@ impl Device for ModelDev {
     }
 }
 
+/// An argument's bytes after the call, for the record.
+fn sent<T: Plain>(a: &Arg<T>) -> Vec<u8> {
+    // SAFETY: the backend (dev.rs), the scenarios and this model write pf's
+    // arguments one integer, byte array or union field at a time, never a
+    // whole structure, so no padding byte was left uninitialised.
+    unsafe { a.bytes() }.to_vec()
+}
+
 /// `struct pfioc_trans { int size; int esize; pfioc_trans_e *array; }`
 /// for one element, the pointer written as zero, followed by the element.
 fn trans_bytes(e: &Arg<sys::pfioc_trans_e>) -> Vec<u8> {
+    let element = sent(e);
     let mut v = Vec::new();
     v.extend_from_slice(&1i32.to_le_bytes());
-    v.extend_from_slice(&(e.bytes().len() as i32).to_le_bytes());
+    v.extend_from_slice(&(element.len() as i32).to_le_bytes());
     v.extend_from_slice(&0u64.to_le_bytes());
-    v.extend_from_slice(e.bytes());
+    v.extend_from_slice(&element);
     v
 }
 

@@ -22,8 +22,8 @@ const TH_ACK: u8 = 0x10;
 fn expected(lab: &Lab, n: &Negotiation) -> [Rule; 2] {
     let o = &lab.opts;
     let a = &lab.addrs;
-    let crd = o.crd.unwrap_or(0) as i32;
-    let prd = o.prd as i32;
+    let client_rdomain = o.client_rdomain.unwrap_or(0) as i32;
+    let proxy_rdomain = o.proxy_rdomain as i32;
     let af = if o.ipv6 { sys::AF_INET6 } else { sys::AF_INET } as u8;
     let base = |direction, src: IpAddr, dst: IpAddr, port: u16, onrdomain, rtableid| Rule {
         action: if o.tag.is_some() {
@@ -58,17 +58,31 @@ fn expected(lab: &Lab, n: &Negotiation) -> [Rule; 2] {
     };
     if n.mode == "passive" {
         // client → orig:pport becomes server:port, leaving from proxy.
-        let mut rdr = base(sys::PF_IN, a.client, a.orig, n.pport, crd, prd);
+        let mut rdr = base(
+            sys::PF_IN,
+            a.client,
+            a.orig,
+            n.pport,
+            client_rdomain,
+            proxy_rdomain,
+        );
         rdr.rdr = Some((a.server, [n.port, 0]));
-        let mut nat = base(sys::PF_OUT, a.client, a.server, n.port, prd, -1);
+        let mut nat = base(sys::PF_OUT, a.client, a.server, n.port, proxy_rdomain, -1);
         nat.nat = Some((a.proxy, [50001, 65535]));
         [rdr, nat]
     } else {
         // server → proxy:pport becomes client:port, leaving from orig
         // (port 20 with -r and PORT).
-        let mut rdr = base(sys::PF_IN, a.server, a.proxy, n.pport, prd, crd);
+        let mut rdr = base(
+            sys::PF_IN,
+            a.server,
+            a.proxy,
+            n.pport,
+            proxy_rdomain,
+            client_rdomain,
+        );
         rdr.rdr = Some((a.client, [n.port, 0]));
-        let mut nat = base(sys::PF_OUT, a.server, a.client, n.port, crd, -1);
+        let mut nat = base(sys::PF_OUT, a.server, a.client, n.port, client_rdomain, -1);
         let ports = if o.rfc && n.cmd == "PORT" {
             [20, 20]
         } else {
@@ -313,8 +327,8 @@ fn log_vv() {
 #[test]
 fn rdomains_swap_between_passive_and_active() {
     let opts = Opts {
-        crd: Some(3),
-        prd: 5,
+        client_rdomain: Some(3),
+        proxy_rdomain: 5,
         ..v4()
     };
     run("rdomains", opts, &["PASV", "PORT"]).stop();
@@ -383,7 +397,10 @@ fn failed_addrule_unknown_queue_is_ebusy_and_the_client_gets_421() {
 
 #[test]
 fn a_routing_table_that_does_not_exist_is_ebusy() {
-    let opts = Opts { prd: 7, ..v4() };
+    let opts = Opts {
+        proxy_rdomain: 7,
+        ..v4()
+    };
     let lab = Lab::start("no-such-rtable", opts, Kernel::new());
     let mut c = lab.connect();
     assert_refused(&lab, &mut c, "PASV", Errno::EBUSY, "DIOCADDRULE");

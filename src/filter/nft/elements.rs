@@ -62,18 +62,27 @@ pub fn pinhole_elements(family: Family, pinhole: &Pinhole) -> io::Result<Vec<Ele
     ])
 }
 
-/// `elements` as nft(8) would add them by hand, one line each:
-/// `add element ip ftp-proxy-8021 rdr_to { 10.0.0.2 . 192.0.2.10 . 55000 : 192.0.2.10 . 2121 }`.
-/// Rendered from the bytes given to the kernel, so it says what was sent.
-pub fn describe(family: Family, table: &str, elements: &[Element]) -> Vec<String> {
+/// `elements`, added with `timeout`, as nft(8) would add them by hand, one
+/// line each:
+/// `add element ip ftp-proxy-8021 rdr_to { 10.0.0.2 . 192.0.2.10 . 55000 timeout 5m : 192.0.2.10 . 2121 }`.
+/// Rendered from the bytes given to the kernel, so it says what was sent;
+/// the timeout too, or a line pasted into nft would add a pinhole that
+/// never expires.
+pub fn describe(
+    family: Family,
+    table: &str,
+    elements: &[Element],
+    timeout: Duration,
+) -> Vec<String> {
     elements
         .iter()
         .map(|e| {
             let mut text = format!(
-                "add element {} {table} {} {{ {}",
+                "add element {} {table} {} {{ {} timeout {}",
                 family.keyword(),
                 e.set.as_str(),
-                concat_text(family, &e.key, KEY)
+                concat_text(family, &e.key, KEY),
+                nft_time(timeout)
             );
             if let Some(data) = &e.data {
                 let layout = match e.set {
@@ -86,6 +95,29 @@ pub fn describe(family: Family, table: &str, elements: &[Element]) -> Vec<String
             text + " }"
         })
         .collect()
+}
+
+/// A duration as nft(8) writes one: days, hours, minutes, seconds and
+/// milliseconds, the non-zero ones (`5m`, `1h30s`, `0s`).
+fn nft_time(d: Duration) -> String {
+    let ms = d.as_millis();
+    let parts = [
+        (ms / 86_400_000, "d"),
+        (ms / 3_600_000 % 24, "h"),
+        (ms / 60_000 % 60, "m"),
+        (ms / 1000 % 60, "s"),
+        (ms % 1000, "ms"),
+    ];
+    let text: String = parts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    if text.is_empty() {
+        "0s".to_owned()
+    } else {
+        text
+    }
 }
 
 /// One member of a concatenation: an address or a port word.
@@ -249,11 +281,11 @@ mod tests {
         let p = Pinhole::active(&addrs(), 2000, 55000, true);
         let e = pinhole_elements(Family::V4, &p).unwrap();
         assert_eq!(
-            describe(Family::V4, "ftp-proxy-8021", &e),
+            describe(Family::V4, "ftp-proxy-8021", &e, Duration::from_secs(300)),
             [
-                "add element ip ftp-proxy-8021 once { 192.0.2.10 . 192.0.2.1 . 55000 }",
-                "add element ip ftp-proxy-8021 rdr_to { 192.0.2.10 . 192.0.2.1 . 55000 : 198.51.100.2 . 2000 }",
-                "add element ip ftp-proxy-8021 nat_to_20 { 192.0.2.10 . 192.0.2.1 . 55000 : 203.0.113.5 }",
+                "add element ip ftp-proxy-8021 once { 192.0.2.10 . 192.0.2.1 . 55000 timeout 5m }",
+                "add element ip ftp-proxy-8021 rdr_to { 192.0.2.10 . 192.0.2.1 . 55000 timeout 5m : 198.51.100.2 . 2000 }",
+                "add element ip ftp-proxy-8021 nat_to_20 { 192.0.2.10 . 192.0.2.1 . 55000 timeout 5m : 203.0.113.5 }",
             ]
         );
         let v6 = SessionAddrs {
@@ -264,9 +296,22 @@ mod tests {
         };
         let e = pinhole_elements(Family::V6, &Pinhole::passive(&v6, 2121, 60000)).unwrap();
         assert_eq!(
-            describe(Family::V6, "t", &e)[1],
-            "add element ip6 t rdr_to { 2001:db8::2 . 2001:db8::5 . 60000 : 2001:db8::5 . 2121 }"
+            describe(Family::V6, "t", &e, Duration::from_secs(90))[1],
+            "add element ip6 t rdr_to { 2001:db8::2 . 2001:db8::5 . 60000 timeout 1m30s : 2001:db8::5 . 2121 }"
         );
+    }
+
+    #[test]
+    fn durations_are_written_as_nft_writes_them() {
+        for (ms, text) in [
+            (0, "0s"),
+            (1500, "1s500ms"),
+            (300_000, "5m"),
+            (3_630_000, "1h30s"),
+            (86_400_000, "1d"),
+        ] {
+            assert_eq!(nft_time(Duration::from_millis(ms)), text);
+        }
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl Filter for Nftables {
 
     fn describe(&self, id: SessionId) -> Vec<String> {
         self.installed.get(&id).map_or_else(Vec::new, |e| {
-            elements::describe(self.family, &self.table_name(), e)
+            elements::describe(self.family, &self.table_name(), e, self.timeout)
         })
     }
 

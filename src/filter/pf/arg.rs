@@ -63,10 +63,21 @@ impl<T: Plain> Arg<T> {
         unsafe { &mut *self.words.as_mut_ptr().cast::<T>() }
     }
 
-    /// The `size_of::<T>()` bytes the kernel sees.
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the buffer holds at least size_of::<T>() initialised
-        // bytes (zeroed at creation, then written only field by field).
+    /// The `size_of::<T>()` bytes the kernel sees, for a model of the
+    /// kernel and its traces (the daemon itself never reads them).
+    ///
+    /// # Safety
+    ///
+    /// Every write to the value since [`Arg::new`] must have been to a
+    /// field of integers, byte arrays or unions of those, never an
+    /// assignment of the whole value or of a field that is a structure
+    /// with padding: such a typed assignment may leave the padding bytes
+    /// uninitialised, and reading them is undefined behaviour.
+    /// [`Arg::get_mut`] cannot enforce this; the caller vouches for it.
+    pub unsafe fn bytes(&self) -> &[u8] {
+        // SAFETY: the buffer holds at least size_of::<T>() bytes, zeroed at
+        // creation; by the caller's promise no write since has left one
+        // uninitialised.
         unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), size_of::<T>()) }
     }
 }
@@ -102,10 +113,14 @@ mod tests {
     #[test]
     fn starts_zeroed_and_shows_field_writes() {
         let mut a = Arg::<sys::pfioc_ruleset>::new();
-        assert_eq!(a.bytes().len(), size_of::<sys::pfioc_ruleset>());
-        assert!(a.bytes().iter().all(|&b| b == 0));
+        // SAFETY: nothing has been written since new().
+        let fresh = unsafe { a.bytes() };
+        assert_eq!(fresh.len(), size_of::<sys::pfioc_ruleset>());
+        assert!(fresh.iter().all(|&b| b == 0));
         a.get_mut().nr = 0x0102_0304;
         assert_eq!(a.get().nr, 0x0102_0304);
-        assert_eq!(&a.bytes()[..4], &0x0102_0304u32.to_ne_bytes());
+        // SAFETY: the one write was to an integer field.
+        let written = unsafe { a.bytes() };
+        assert_eq!(&written[..4], &0x0102_0304u32.to_ne_bytes());
     }
 }

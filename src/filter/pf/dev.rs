@@ -244,7 +244,8 @@ impl Filter for Pf {
 }
 
 /// Copies the portable rule into the kernel's structure, which starts all
-/// zero (`Default` of the generated type).
+/// zero (it lives in a zeroed [`Arg`](super::arg::Arg) buffer); only the
+/// fields set here differ from zero.
 fn fill_rule(r: &mut sys::pf_rule, s: &RuleSpec) -> io::Result<()> {
     r.action = match s.action {
         Action::Pass => sys::PF_PASS,
@@ -398,7 +399,7 @@ mod tests {
     }
 
     #[test]
-    fn filled_rule_has_the_traps_right() {
+    fn filled_rule_has_port_orders_unused_pool_and_state_options_right() {
         let addrs = crate::pinhole::SessionAddrs {
             client: "10.0.0.2".parse().unwrap(),
             orig: "192.0.2.10".parse().unwrap(),

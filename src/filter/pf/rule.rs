@@ -1,12 +1,12 @@
 //! The field values of the two pf rules of a pinhole, as plain data.
 //!
 //! This is the `prepare_rule`/`add_rdr`/`add_nat` of the original's
-//! filter.c, kept apart from the kernel structures so that every trap is
-//! tested on any system: the destination port in network order,
-//! pool ports in host order, the unused pool marked PF_ADDR_NONE, `quick`
-//! only without -T, `max 1` and not `once`, which rdomain goes where. The
-//! OpenBSD side (`dev.rs`) copies these values into `struct pf_rule`
-//! one to one.
+//! filter.c, kept apart from the kernel structures so that every value
+//! that is easy to get wrong is tested on any system: the destination port
+//! in network order, pool ports in host order, the unused pool marked
+//! PF_ADDR_NONE, `quick` only without -T, `max 1` and not `once`, which
+//! rdomain goes where. The OpenBSD side (`dev.rs`) copies these values into
+//! `struct pf_rule` one to one.
 
 use std::io;
 use std::net::IpAddr;
@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn byte_order_trap() {
+    fn rule_ports_are_network_order_and_pool_ports_host_order() {
         // 0x1234 must reach the kernel as bytes 12 34 in dst.port[0], and as
         // the number 0x1234 in the pool.
         let p = Pinhole::passive(&addrs(), 0x1234, 0xabcd);

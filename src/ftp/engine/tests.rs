@@ -4,17 +4,34 @@ use super::*;
 use crate::pinhole::{Mode, FTP_DATA_PORT, NAT_PORTS};
 use std::time::{Duration, Instant};
 
-/// Proxy ports handed out in order from 50000, so rewritten lines are known.
-struct Sequential(u16);
+/// Proxy ports handed out in order (from 50000 in most tests), so
+/// rewritten lines are known; the ports given back are recorded.
+struct Sequential {
+    next: u16,
+    released: Vec<u16>,
+}
+
+impl Sequential {
+    fn from(next: u16) -> Sequential {
+        Sequential {
+            next,
+            released: Vec::new(),
+        }
+    }
+}
 
 impl ProxyPorts for Sequential {
     fn pick(&mut self, avoid: u16) -> u16 {
-        let mut port = self.0;
+        let mut port = self.next;
         if port == avoid {
             port = port.wrapping_add(1).max(49152);
         }
-        self.0 = port.wrapping_add(1).max(49152);
+        self.next = port.wrapping_add(1).max(49152);
         port
+    }
+
+    fn release(&mut self, port: u16) {
+        self.released.push(port);
     }
 }
 
@@ -74,7 +91,7 @@ impl Session {
         let start = Instant::now();
         Session {
             engine: Engine::new(config, timeouts, addrs, start),
-            ports: Sequential(50000),
+            ports: Sequential::from(50000),
             start,
             now: start,
         }
@@ -1063,7 +1080,7 @@ fn refused_active_pinhole_never_lets_port_reach_the_server() {
         first,
         Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
     );
-    s.engine.pinhole_failed();
+    s.engine.pinhole_failed(&mut s.ports);
     assert_eq!(s.drain(), refused(Refusal::Pinhole));
     assert_eq!(
         rewrite::refusal(Refusal::Pinhole),
@@ -1082,8 +1099,49 @@ fn refused_passive_pinhole_never_shows_the_client_a_227() {
     let first = std::iter::from_fn(|| s.engine.poll_action())
         .find(|action| !matches!(action, Action::Log(..)));
     assert_eq!(first, Some(passive_open()));
-    s.engine.pinhole_failed();
+    s.engine.pinhole_failed(&mut s.ports);
     assert_eq!(s.drain(), refused(Refusal::Pinhole));
+}
+
+#[test]
+fn refused_pinhole_gives_back_the_ports_of_the_pinholes_dropped_after_it() {
+    let mut s = Session::greeted(config());
+    s.engine.input(
+        Side::Client,
+        b"PORT 10,0,0,2,4,1\r\nPORT 10,0,0,2,4,2\r\nEPRT |1|10.0.0.2|1027|\r\n",
+        s.now,
+        &mut s.ports,
+    );
+    let first = std::iter::from_fn(|| s.engine.poll_action())
+        .find(|action| !matches!(action, Action::Log(..)));
+    assert_eq!(
+        first,
+        Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
+    );
+    // The driver gives back 50000 itself; the engine the two never opened.
+    s.engine.pinhole_failed(&mut s.ports);
+    assert_eq!(s.ports.released, vec![50001, 50002]);
+    assert_eq!(s.drain(), refused(Refusal::Pinhole));
+}
+
+#[test]
+fn refused_pinhole_drops_its_port_line_even_when_a_later_line_ended_the_session() {
+    let mut s = Session::greeted(config());
+    s.engine.input(
+        Side::Client,
+        b"PORT 10,0,0,2,4,1\r\nPORT 10,0,0,2,0,21\r\n",
+        s.now,
+        &mut s.ports,
+    );
+    let first = std::iter::from_fn(|| s.engine.poll_action())
+        .find(|action| !matches!(action, Action::Log(..)));
+    assert_eq!(
+        first,
+        Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
+    );
+    s.engine.pinhole_failed(&mut s.ports);
+    assert_eq!(without_logs(s.drain()), refused(Refusal::Pinhole));
+    assert_eq!(s.deadline(), None);
 }
 
 #[test]
@@ -1093,7 +1151,7 @@ fn pinhole_failure_after_the_end_changes_nothing() {
         s.client(b"PORT 10,0,0,2,0,21\r\n"),
         refused(Refusal::BadPort)
     );
-    s.engine.pinhole_failed();
+    s.engine.pinhole_failed(&mut s.ports);
     assert_eq!(s.drain(), vec![]);
 }
 
@@ -1331,7 +1389,7 @@ fn random_session(rng: &mut XorShift) {
     let addrs = if ipv6 { addrs6() } else { addrs() };
     let now = Instant::now();
     let mut engine = Engine::new(config, TIMEOUTS, addrs, now);
-    let mut ports = Sequential(49152 + rng.below(16000) as u16);
+    let mut ports = Sequential::from(49152 + rng.below(16000) as u16);
     let client: Vec<u8> = (0..20).flat_map(|_| random_client_bytes(rng)).collect();
     let server: Vec<u8> = (0..20).flat_map(|_| random_server_bytes(rng)).collect();
     let (mut client, mut server) = (&client[..], &server[..]);
