@@ -116,6 +116,12 @@ impl Session {
         self.engine.poll_timeout().map(|d| d - self.start)
     }
 
+    /// The next queued action that is not a log line, the rest left queued.
+    fn next_effect(&mut self) -> Option<Action> {
+        std::iter::from_fn(|| self.engine.poll_action())
+            .find(|action| !matches!(action, Action::Log(..)))
+    }
+
     fn drain(&mut self) -> Vec<Action> {
         std::iter::from_fn(|| self.engine.poll_action()).collect()
     }
@@ -1074,8 +1080,7 @@ fn refused_active_pinhole_never_lets_port_reach_the_server() {
         s.now,
         &mut s.ports,
     );
-    let first = std::iter::from_fn(|| s.engine.poll_action())
-        .find(|action| !matches!(action, Action::Log(..)));
+    let first = s.next_effect();
     assert_eq!(
         first,
         Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
@@ -1096,8 +1101,7 @@ fn refused_passive_pinhole_never_shows_the_client_a_227() {
     s.client(b"PASV\r\n");
     s.engine
         .input(Side::Server, PASV_REPLY, s.now, &mut s.ports);
-    let first = std::iter::from_fn(|| s.engine.poll_action())
-        .find(|action| !matches!(action, Action::Log(..)));
+    let first = s.next_effect();
     assert_eq!(first, Some(passive_open()));
     s.engine.pinhole_failed(&mut s.ports);
     assert_eq!(s.drain(), refused(Refusal::Pinhole));
@@ -1112,8 +1116,7 @@ fn refused_pinhole_gives_back_the_ports_of_the_pinholes_dropped_after_it() {
         s.now,
         &mut s.ports,
     );
-    let first = std::iter::from_fn(|| s.engine.poll_action())
-        .find(|action| !matches!(action, Action::Log(..)));
+    let first = s.next_effect();
     assert_eq!(
         first,
         Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
@@ -1133,8 +1136,7 @@ fn refused_pinhole_drops_its_port_line_even_when_a_later_line_ended_the_session(
         s.now,
         &mut s.ports,
     );
-    let first = std::iter::from_fn(|| s.engine.poll_action())
-        .find(|action| !matches!(action, Action::Log(..)));
+    let first = s.next_effect();
     assert_eq!(
         first,
         Some(Action::Open(Pinhole::active(&addrs(), 1025, 50000, false)))
