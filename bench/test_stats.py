@@ -6,13 +6,12 @@ findings, and the report's whiskers. No network, no root.
     python3 bench/test_stats.py        (or: python3 -m pytest bench/test_stats.py)
 """
 
-import os
 import struct
 import sys
 
 sys.dont_write_bytecode = True
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+# Run as a script or by pytest, this file's directory is on sys.path.
 import report  # noqa: E402
 import syscalls  # noqa: E402
 import timeline  # noqa: E402
