@@ -16,9 +16,10 @@ server has no route to the client network.
 
 Each gateway runs what a real pair runs, started here and stopped by PID:
 
-  - the admin's table, lab.py's `inet lab` as it is: port 21 from the LAN
-    redirected to 8021, a forward chain with policy drop and one accept line
-    for the conntrack mark;
+  - the admin's table, dist/ha/nftables.conf as it is: port 21 from the
+    LAN redirected to 8021, packets that would start tracking in the middle
+    of a connection dropped, a forward chain with policy drop and one
+    accept line for the conntrack mark;
   - ftp-proxy, -4 and -6, the same options on both: listening on the
     wildcard (the redirect goes to the host's own address), and `-a` the
     shared wan address, so every data connection's translated source moves
@@ -26,6 +27,11 @@ Each gateway runs what a real pair runs, started here and stopped by PID:
   - keepalived (VRRP) and conntrackd, with dist/ha/keepalived.conf and
     dist/ha/conntrackd.conf rendered into a temporary directory, and
     dist/ha/notify.sh as keepalived's notify script.
+
+A late commit (Gateway.late_commit) runs notify.sh through a wrapper of
+the lab's that waits before it, on the way to master only: the window
+between the shared addresses and the copied states in the kernel, which
+the admin's `pickup` chain covers, made wide enough to be hit every time.
 
 Failure of a gateway is simulated by taking its three links down, then
 stopping its processes: a dead host sends nothing, neither a FIN from its
@@ -54,6 +60,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 DIST = os.path.join(REPO, "dist", "ha")
 
 LAN_IF, WAN_IF, SYNC_IF = labmod.LAN_IF, labmod.WAN_IF, "sync"
+# The admin's table in dist/ha/nftables.conf.
+ADMIN_TABLE = "filter"
 # The shared addresses (keepalived's virtual_ipaddress in dist/ha).
 SHARED = {
     4: {"lan": labmod.GATEWAY_LAN4, "wan": labmod.GATEWAY_WAN4},
@@ -106,9 +114,12 @@ class Gateway:
         self.ct_conf = render("conntrackd.conf", {
             "SYNC_ADDR": self.conf["sync"], "SYNC_PEER": HOSTS[peer]["sync"],
             "RUN_DIR": self.dir}, os.path.join(self.dir, "conntrackd.conf"))
-        self.ka_conf = render("keepalived.conf", {
-            "ROUTER_ID": "ftp-proxy-" + name, "PRIORITY": self.conf["priority"],
-            "NOTIFY": os.path.join(DIST, "notify.sh"), "CONNTRACKD_CONF": self.ct_conf,
+        self.ka_conf = self.render_keepalived(os.path.join(DIST, "notify.sh"))
+
+    def render_keepalived(self, notify):
+        return render("keepalived.conf", {
+            "ROUTER_ID": "ftp-proxy-" + self.name, "PRIORITY": self.conf["priority"],
+            "NOTIFY": notify, "CONNTRACKD_CONF": self.ct_conf,
             "STATE_FILE": self.state_file}, os.path.join(self.dir, "keepalived.conf"))
 
     def __repr__(self):
@@ -185,6 +196,24 @@ class Gateway:
             procs.wait_for(lambda: procs.gone(pid), 10,
                            what="keepalived's VRRP child %d on %s gone" % (pid, self.name))
         return status
+
+    def late_commit(self, seconds):
+        """From now on, this host's notify.sh runs `seconds` late on the way
+        to master (0: on time again), through a wrapper script; keepalived
+        restarted to read it. Only on a backup: its restart moves nothing."""
+        wrapper = os.path.join(self.dir, "notify-late.sh")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\n# dist/ha/notify.sh, %s s late on the way to master\n'
+                    '[ "$5" = MASTER ] && sleep %s\nexec "%s" "$@"\n'
+                    % (seconds, seconds, os.path.join(DIST, "notify.sh")))
+        os.chmod(wrapper, 0o755)
+        self.ka_conf = self.render_keepalived(
+            wrapper if seconds else os.path.join(DIST, "notify.sh"))
+        self.stop_keepalived(signal.SIGTERM)
+        since = time.time()
+        self.start_keepalived()
+        procs.wait_for(lambda: self.became("BACKUP", since), START_TIMEOUT,
+                       what="%s BACKUP again" % self)
 
     def boot(self):
         """Links up, conntrackd, ftp-proxy, keepalived (in the order a
@@ -323,11 +352,11 @@ class RateLimitedVsftpd(servers.Vsftpd):
 
 
 class HaLab(labmod.Lab):
-    """lab.Lab with two gateways instead of one; the admin's rules, sysctl
-    and clean-up are the single-gateway lab's."""
+    """lab.Lab with two gateways instead of one; the admin's rules are
+    dist/ha's, sysctl and clean-up the single-gateway lab's."""
 
-    def __init__(self, workdir, logdir, binary=None, tag=None):
-        super().__init__("proxy", tag)
+    def __init__(self, workdir, logdir, binary=None):
+        super().__init__("proxy")
         self.prefix = "fha%d" % os.getpid()
         self.client, self.server = self.prefix + "c", self.prefix + "s"
         self.binary = binary or daemonmod.default_binary()
@@ -380,13 +409,17 @@ class HaLab(labmod.Lab):
         self.ip(self.client, "-6", "route", "add", "default", "via", labmod.GATEWAY_LAN6)
         return self
 
+    def admin_rules(self):
+        """dist/ha/nftables.conf as it is: the ruleset both firewalls load."""
+        with open(os.path.join(DIST, "nftables.conf")) as f:
+            return f.read()
+
     def load_admin_rules(self):
-        """lab.py's ruleset, the same on both gateways (flush-and-load in one
-        transaction, as lab.Lab does)."""
+        """The admin's ruleset on both gateways, flush-and-load in one
+        transaction as lab.Lab does."""
         for g in self.hosts.values():
             self.nft("add table inet %s\ndelete table inet %s\n%s"
-                     % (labmod.ADMIN_TABLE, labmod.ADMIN_TABLE, self.admin_rules()),
-                     ns=g.gateway)
+                     % (ADMIN_TABLE, ADMIN_TABLE, self.admin_rules()), ns=g.gateway)
 
     def master(self):
         """The gateway that holds the shared addresses, or None."""
