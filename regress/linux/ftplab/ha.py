@@ -199,16 +199,17 @@ class Gateway:
 
     def late_commit(self, seconds):
         """From now on, this host's notify.sh runs `seconds` late on the way
-        to master (0: on time again), through a wrapper script; keepalived
-        restarted to read it. Only on a backup: its restart moves nothing."""
+        to master, through a wrapper script; keepalived is restarted to read
+        it. Only on a backup, where the restart moves nothing."""
+        if self.state() != "BACKUP":
+            raise RuntimeError("%s is %s: a late commit is set on a backup" % (self, self.state()))
         wrapper = os.path.join(self.dir, "notify-late.sh")
         with open(wrapper, "w") as f:
             f.write('#!/bin/sh\n# dist/ha/notify.sh, %s s late on the way to master\n'
                     '[ "$5" = MASTER ] && sleep %s\nexec "%s" "$@"\n'
                     % (seconds, seconds, os.path.join(DIST, "notify.sh")))
         os.chmod(wrapper, 0o755)
-        self.ka_conf = self.render_keepalived(
-            wrapper if seconds else os.path.join(DIST, "notify.sh"))
+        self.ka_conf = self.render_keepalived(wrapper)
         self.stop_keepalived(signal.SIGTERM)
         since = time.time()
         self.start_keepalived()
