@@ -197,6 +197,16 @@ def negotiated(t):
     return c, pasv(c)
 
 
+def retr_small_through(t, c, port, when):
+    """RETR of SMALL through the PASV pinhole on port: the bytes that arrive
+    must be the file."""
+    data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
+    c.send(b"RETR %s\r\n" % SMALL.encode())
+    body = read_all(data, 20)
+    assert hashlib.sha256(body).hexdigest() == t.env.sha[SMALL], (
+        "transfer through the pinhole %s: %d bytes" % (when, len(body)))
+
+
 def table_text(t):
     """The daemon's elements as text, without their expiry times."""
     return pinwatch.element_texts(checks.nft_table(t.lab, *t.daemons[4].table))
@@ -229,11 +239,7 @@ def foreign_writes_refused(t):
     t.say("%d foreign writes refused, e.g. `nft delete table ip ftp-proxy-8021`: %s"
           % (len(refused), refused[0]))
     assert table_text(t) == before, "the table changed: %s" % table_text(t)
-    data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
-    c.send(b"RETR %s\r\n" % SMALL.encode())
-    body = read_all(data, 20)
-    assert hashlib.sha256(body).hexdigest() == t.env.sha[SMALL], (
-        "transfer through the pinhole after the attempts: %d bytes" % len(body))
+    retr_small_through(t, c, port, "after the attempts")
     # The transfer's 226 first, so that the next line is the NOOP's reply.
     assert c.wait(lambda c: any(l.startswith(b"226") for l in c.lines()), 10), \
         "no 226 after the transfer: %r" % c.data[-300:]
@@ -256,11 +262,7 @@ def flush_ruleset(t):
         tables = procs.run(["nft", "list", "tables"], ns=t.lab.gateway).stdout.split("\n")
         t.say("after flush ruleset: %s" % ", ".join(l.strip() for l in tables if l.strip()))
         assert table_text(t) == before, "the daemon's table changed: %s" % table_text(t)
-        data = nsnet.connect(t.lab.client, labmod.SERVER4, port, 10)
-        c.send(b"RETR %s\r\n" % SMALL.encode())
-        body = read_all(data, 20)
-        assert hashlib.sha256(body).hexdigest() == t.env.sha[SMALL], (
-            "transfer through the pinhole after the flush: %d bytes" % len(body))
+        retr_small_through(t, c, port, "after the flush")
         c.wait_lines(c.line_count() + 2, 5)
         reply = c.command(b"NOOP")
         assert reply and reply.startswith(b"200"), "session after the flush: %r" % reply

@@ -60,8 +60,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.a
 DIST = os.path.join(REPO, "dist", "ha")
 
 LAN_IF, WAN_IF, SYNC_IF = labmod.LAN_IF, labmod.WAN_IF, "sync"
-# The admin's table in dist/ha/nftables.conf.
-ADMIN_TABLE = "filter"
 # The shared addresses (keepalived's virtual_ipaddress in dist/ha).
 SHARED = {
     4: {"lan": labmod.GATEWAY_LAN4, "wan": labmod.GATEWAY_WAN4},
@@ -356,6 +354,9 @@ class HaLab(labmod.Lab):
     """lab.Lab with two gateways instead of one; the admin's rules are
     dist/ha's, sysctl and clean-up the single-gateway lab's."""
 
+    # The admin's table in dist/ha/nftables.conf.
+    admin_table = "filter"
+
     def __init__(self, workdir, logdir, binary=None):
         super().__init__("proxy")
         self.prefix = "fha%d" % os.getpid()
@@ -415,12 +416,10 @@ class HaLab(labmod.Lab):
         with open(os.path.join(DIST, "nftables.conf")) as f:
             return f.read()
 
-    def load_admin_rules(self):
-        """The admin's ruleset on both gateways, flush-and-load in one
-        transaction as lab.Lab does."""
+    def load_admin_rules(self, ns=None):
+        """The admin's ruleset on both gateways."""
         for g in self.hosts.values():
-            self.nft("add table inet %s\ndelete table inet %s\n%s"
-                     % (ADMIN_TABLE, ADMIN_TABLE, self.admin_rules()), ns=g.gateway)
+            super().load_admin_rules(ns=g.gateway)
 
     def master(self):
         """The gateway that holds the shared addresses, or None."""

@@ -52,6 +52,9 @@ def url_host(address):
 
 
 class Lab:
+    # The admin's own table (inet), beside the daemon's.
+    admin_table = ADMIN_TABLE
+
     def __init__(self, kind="proxy", tag=None):
         if kind not in KINDS:
             raise ValueError("unknown gateway kind %r" % kind)
@@ -172,11 +175,12 @@ table inet %(t)s {
 }
 """ % {"t": ADMIN_TABLE}
 
-    def load_admin_rules(self):
-        # Flush-and-load in one transaction: "add table" makes the delete
-        # valid on the first load too.
+    def load_admin_rules(self, ns=None):
+        """The admin's table into the gateway (or ns). Flush-and-load in one
+        transaction: "add table" makes the delete valid on the first load
+        too."""
         self.nft("add table inet %s\ndelete table inet %s\n%s"
-                 % (ADMIN_TABLE, ADMIN_TABLE, self.admin_rules()))
+                 % (self.admin_table, self.admin_table, self.admin_rules()), ns=ns)
 
     def set_accept_mark(self, mark):
         """Change the one accept line of the forward chain to another mark."""
